@@ -1,0 +1,49 @@
+# Quickstart: `make demo` (the main job on a local DynamoDB) and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DYNALITE_CLI := .local/dynalite/node_modules/dynalite/cli.js
+DYNALITE_VERSION := 4.0.0
+PYTEST_ARGS ?=
+
+.PHONY: install dynalite lint typecheck test unit demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) dynalite
+
+dynalite: $(DYNALITE_CLI)
+
+$(DYNALITE_CLI):
+	@command -v node >/dev/null 2>&1 || { echo "error: Node.js ('node') is required for the local DynamoDB server (dynalite); install it, e.g. apt-get install nodejs npm" >&2; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm is required to install the local DynamoDB server (dynalite); install it, e.g. apt-get install npm" >&2; exit 1; }
+	npm install --no-save --no-audit --no-fund --prefix .local/dynalite dynalite@$(DYNALITE_VERSION)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy airflow_dynamoscan
+
+test: install lint typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/python -m devtools.demo
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .local demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,31 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_dynamoscan import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return what ``airflow providers list`` and the providers registry show of this package."""
+    return {
+        "package-name": "airflow-dynamoscan",
+        "name": "DynamoDB Scan",
+        "description": "Read every item of a DynamoDB table fast and losslessly: parallel scans, exports, transforms.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Amazon DynamoDB (parallel scan)",
+                "external-doc-url": "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html",
+                "tags": ["aws"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Amazon DynamoDB (parallel scan)",
+                "python-modules": ["airflow_dynamoscan.hooks.dynamodb_scan"],
+            }
+        ],
+        "operators": [],
+    }

@@ -1,0 +1,134 @@
+"""
+Lossless decoding of DynamoDB AttributeValues, and a fast reader of Scan and Query responses.
+
+Two shapes of AttributeValue reach this module:
+
+* the *client* shape, as botocore's low-level client returns it: ``B`` values are ``bytes``, numbers are
+  strings, sets are lists;
+* the *wire* shape, the JSON on the HTTP body: the same, except that ``B`` values are base64 text.
+
+Both decode to plain Python values: ``S`` -> ``str``, ``N`` -> ``decimal.Decimal`` (exact, any precision),
+``B`` -> ``bytes``, ``SS``/``NS``/``BS`` -> ``set``, ``BOOL`` -> ``bool``, ``NULL`` -> ``None``, ``L`` ->
+``list``, ``M`` -> ``dict``, nested to any depth.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+#: Key under which the fast reader leaves a response's items, still in the wire shape.
+WIRE_ITEMS_KEY = "DynamoScanWireItems"
+
+_FAST_OPERATIONS = ("Scan", "Query")
+
+Item = dict[str, Any]
+
+
+def _make_value_decoder(to_bytes: Callable[[Any], bytes]) -> Callable[[Mapping[str, Any]], Any]:
+    def decode(attribute_value: Mapping[str, Any]) -> Any:
+        for tag, value in attribute_value.items():
+            if tag == "S":
+                return value
+            if tag == "N":
+                return Decimal(value)
+            if tag == "M":
+                return {name: decode(nested) for name, nested in value.items()}
+            if tag == "L":
+                return [decode(nested) for nested in value]
+            if tag == "BOOL":
+                return value
+            if tag == "NULL":
+                return None
+            if tag == "B":
+                return to_bytes(value)
+            if tag == "SS":
+                return set(value)
+            if tag == "NS":
+                return {Decimal(number) for number in value}
+            if tag == "BS":
+                return {to_bytes(blob) for blob in value}
+            raise ValueError(f"Unknown DynamoDB AttributeValue type {tag!r}; allowed: {_ALLOWED_TAGS}.")
+        raise ValueError("Empty DynamoDB AttributeValue: it must hold exactly one type key.")
+
+    return decode
+
+
+def _client_bytes(value: Any) -> bytes:
+    return bytes(value)
+
+
+_ALLOWED_TAGS = "S, N, B, SS, NS, BS, BOOL, NULL, L, M"
+_decode_client_value = _make_value_decoder(_client_bytes)
+_decode_wire_value = _make_value_decoder(base64.b64decode)
+
+
+def deserialize_attribute_value(attribute_value: Mapping[str, Any]) -> Any:
+    """Return the Python value of one AttributeValue in the client shape (``B`` as bytes)."""
+    return _decode_client_value(attribute_value)
+
+
+def deserialize_item(item: Mapping[str, Mapping[str, Any]]) -> Item:
+    """Return a plain-Python item from an item in the client shape, as botocore's low-level client returns it."""
+    return {name: _decode_client_value(value) for name, value in item.items()}
+
+
+def deserialize_wire_item(item: Mapping[str, Mapping[str, Any]]) -> Item:
+    """Return a plain-Python item from an item in the wire shape (``B`` as base64 text)."""
+    return {name: _decode_wire_value(value) for name, value in item.items()}
+
+
+def _wire_value_to_client(attribute_value: dict[str, Any]) -> dict[str, Any]:
+    for tag, value in attribute_value.items():
+        if tag == "M":
+            return {"M": {name: _wire_value_to_client(nested) for name, nested in value.items()}}
+        if tag == "L":
+            return {"L": [_wire_value_to_client(nested) for nested in value]}
+        if tag == "B":
+            return {"B": base64.b64decode(value)}
+        if tag == "BS":
+            return {"BS": [base64.b64decode(blob) for blob in value]}
+    return attribute_value
+
+
+def wire_item_to_client_item(item: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Return a wire-shape item in the client shape: exactly what botocore's low-level client would return."""
+    return {name: _wire_value_to_client(value) for name, value in item.items()}
+
+
+def _read_fast(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    # Errors keep botocore's own parsing, so its exceptions, retries and error codes stay as they are.
+    if response_dict.get("status_code", 500) >= 300:
+        return
+    body = orjson.loads(response_dict["body"])
+    items = body.pop("Items", None)
+    if items is not None:
+        customized_response_dict[WIRE_ITEMS_KEY] = items
+    last_key = body.get("LastEvaluatedKey")
+    if last_key is not None:
+        body["LastEvaluatedKey"] = wire_item_to_client_item(last_key)
+    customized_response_dict.update(body)
+    # botocore's generic parser now only has the response metadata left to read.
+    response_dict["body"] = b"{}"
+
+
+def install_fast_decoding(client: Any) -> Any:
+    """
+    Make ``client`` read Scan and Query responses with ``orjson`` instead of botocore's generic parser.
+
+    The items of a successful response are left, undecoded, under :data:`WIRE_ITEMS_KEY` instead of
+    ``Items``; the scanner decodes them in one pass. ``LastEvaluatedKey``, ``Count``, ``ScannedCount`` and
+    ``ConsumedCapacity`` keep their usual names and shapes. Signing, retries, endpoints and error responses are
+    untouched. Use it only on a client of your own: other callers of the same client would not find ``Items``.
+
+    :return: the same client.
+    """
+    for operation in _FAST_OPERATIONS:
+        client.meta.events.register(
+            f"before-parse.dynamodb.{operation}", _read_fast, unique_id=f"dynamoscan-{operation}"
+        )
+    return client

@@ -1,0 +1,82 @@
+"""Session-wide test setup: fake AWS credentials, a private AIRFLOW_HOME, and the local DynamoDB server."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Set before anything imports boto3 or Airflow: no test may reach a real AWS account or a user's Airflow.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "example_dags"),
+    }
+)
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="dynamoscan-airflow-home-"))
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture(scope="session")
+def dynalite_endpoint() -> Iterator[str]:
+    """The endpoint URL of a local DynamoDB server (dynalite) running for the whole test session."""
+    from devtools.local_dynamodb import running_dynalite
+
+    with running_dynalite() as endpoint_url:
+        yield endpoint_url
+
+
+def make_client(endpoint_url: str | None = None, service: str = "dynamodb") -> Any:
+    """A low-level boto3 client with the test credentials, on ``endpoint_url`` (or moto when ``None``)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        region_name="us-east-1",
+        endpoint_url=endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture(scope="session")
+def dynalite_client(dynalite_endpoint: str) -> Any:
+    """A plain boto3 DynamoDB client (botocore's parser, no fast decoding) on the local server."""
+    return make_client(dynalite_endpoint)
+
+
+@pytest.fixture
+def aws_connection_env(dynalite_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point Airflow's ``aws_default`` connection at the local server; return the connection id."""
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"region_name": "us-east-1", "endpoint_url": dynalite_endpoint},
+            }
+        ),
+    )
+    return "aws_default"
+
+
+def unique_table_name(prefix: str = "t") -> str:
+    """A table name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
