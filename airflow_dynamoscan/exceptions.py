@@ -17,3 +17,23 @@ class TableNotFoundError(DynamoScanError):
 
 class ScanRequestError(DynamoScanError):
     """DynamoDB rejected a request (for example an invalid expression); the message is DynamoDB's."""
+
+
+class IncompleteExportError(DynamoScanError):
+    """The per-segment results of an export do not cover every segment exactly once, or disagree with each other."""
+
+
+class DestinationError(DynamoScanError, OSError):
+    """An export destination (a local directory or an S3 prefix) could not be read or written; names the destination."""
+
+
+class InvalidItemError(DynamoScanError, ValueError):
+    """An item holds a value DynamoDB cannot store (a float, an empty set, an unsupported type)."""
+
+
+class BatchWriteError(DynamoScanError):
+    """BatchWriteItem failed: DynamoDB rejected a request, or items stayed unprocessed after every retry."""
+
+
+class TransformError(DynamoScanError):
+    """A transform raised, returned something other than a dict or None, or changed a key where not allowed."""

@@ -1,0 +1,51 @@
+"""The export engine: encoders, destinations, the part writer and the manifest. It never imports Airflow."""
+
+from __future__ import annotations
+
+from airflow_dynamoscan.export.destinations import Destination, LocalDestination, S3Destination, open_destination
+from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
+from airflow_dynamoscan.export.formats import (
+    DEFAULT_PARQUET_COMPRESSION,
+    FILE_FORMATS,
+    PARQUET_COMPRESSIONS,
+    TEXT_COMPRESSIONS,
+    PartEncoder,
+    encode_json,
+    needs_attribute_values,
+    open_encoder,
+    part_extension,
+    validate_columns,
+    validate_format,
+)
+from airflow_dynamoscan.export.manifest import (
+    MANIFEST_FORMAT_VERSION,
+    MANIFEST_NAME,
+    build_manifest,
+    read_manifest,
+    write_manifest,
+)
+
+__all__ = [
+    "DEFAULT_PARQUET_COMPRESSION",
+    "FILE_FORMATS",
+    "MANIFEST_FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "PARQUET_COMPRESSIONS",
+    "TEXT_COMPRESSIONS",
+    "Destination",
+    "LocalDestination",
+    "PartEncoder",
+    "S3Destination",
+    "build_manifest",
+    "encode_json",
+    "export_pages",
+    "needs_attribute_values",
+    "open_destination",
+    "open_encoder",
+    "part_extension",
+    "read_manifest",
+    "segment_prefix",
+    "validate_columns",
+    "validate_format",
+    "write_manifest",
+]
