@@ -25,7 +25,7 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "example_dags"),
     }
 )
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="dynamoscan-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="dynamoscan-airflow-home-")
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 

@@ -1,4 +1,4 @@
-"""The scan engine: segment planning, page and item iterators, decoding. It never imports Airflow."""
+"""The scan engine: segment planning, page and item iterators, decoding, batch writes, transforms. No Airflow."""
 
 from __future__ import annotations
 
@@ -20,22 +20,32 @@ from airflow_dynamoscan.scan.segments import (
     validate_segment,
     validate_total_segments,
 )
+from airflow_dynamoscan.scan.transform import TransformCounts, key_attribute_names, transform_items, values_equal
+from airflow_dynamoscan.scan.writer import MAX_BATCH_SIZE, BatchWriter, describe_key, serialize_item
 
 __all__ = [
     "DEFAULT_BYTES_PER_SEGMENT",
     "HOOK_OWNED_SCAN_KEYWORDS",
+    "MAX_BATCH_SIZE",
     "MAX_TOTAL_SEGMENTS",
+    "BatchWriter",
     "ScanPage",
+    "TransformCounts",
     "count_items",
+    "describe_key",
     "deserialize_attribute_value",
     "deserialize_item",
     "install_fast_decoding",
+    "key_attribute_names",
     "parallel_scan_items",
     "parallel_scan_pages",
     "plan_segment_count",
     "scan_items",
     "scan_pages",
+    "serialize_item",
+    "transform_items",
     "validate_max_workers",
     "validate_segment",
     "validate_total_segments",
+    "values_equal",
 ]

@@ -1,0 +1,356 @@
+"""
+Write items to a DynamoDB table with BatchWriteItem: 25 requests at a time, unprocessed ones retried.
+
+Items go in as AttributeValue dicts (the low-level client's shape); :func:`serialize_item` makes them from plain
+Python values and names the attribute of any value DynamoDB cannot store. Nothing here imports Airflow.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import decimal
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+
+from airflow_dynamoscan.exceptions import (
+    BatchWriteError,
+    InvalidItemError,
+    InvalidScanArgumentError,
+    ScanRequestError,
+)
+from airflow_dynamoscan.scan.decode import deserialize_attribute_value
+from airflow_dynamoscan.scan.scanner import call_dynamodb
+
+log = logging.getLogger(__name__)
+
+#: BatchWriteItem takes at most 25 put or delete requests.
+MAX_BATCH_SIZE = 25
+
+#: Requests sent for one batch before items still unprocessed are an error.
+DEFAULT_MAX_ATTEMPTS = 10
+
+#: First and largest pause (seconds) before sending unprocessed items again; it doubles per attempt, with jitter.
+DEFAULT_BASE_DELAY = 0.05
+DEFAULT_MAX_DELAY = 5.0
+
+_KEYS_SHOWN = 5
+
+
+class _EmptySetError(TypeError):
+    pass
+
+
+class _ItemSerializer(TypeSerializer):
+    # boto3 turns an empty set into an empty NS, which DynamoDB rejects for the whole batch without naming the item.
+    def serialize(self, value: Any) -> Any:
+        if isinstance(value, (set, frozenset)) and not value:
+            raise _EmptySetError
+        return super().serialize(value)
+
+
+_SERIALIZER = _ItemSerializer()
+_SERIALIZE_ERRORS = (TypeError, decimal.DecimalException)
+
+
+def describe_key(key: Mapping[str, Any]) -> str:
+    """
+    Return an item key for messages, e.g. ``pk='order#1', sk=3``: key attributes only, never other item data.
+
+    :param key: key attribute names to plain Python values or to AttributeValue dicts.
+    """
+    parts = []
+    for name, value in key.items():
+        if isinstance(value, Mapping) and len(value) == 1:
+            value = deserialize_attribute_value(value)
+        parts.append(f"{name}={value if isinstance(value, decimal.Decimal) else repr(value)}")
+    return ", ".join(parts)
+
+
+def _locate(value: Any, path: str) -> tuple[str, Any]:
+    """Return the path and value of the innermost part of ``value`` that cannot be serialized."""
+    if isinstance(value, Mapping):
+        nested: Iterable[tuple[str, Any]] = ((f"{path}.{name}", part) for name, part in value.items())
+    elif isinstance(value, (list, tuple)):
+        nested = ((f"{path}[{index}]", part) for index, part in enumerate(value))
+    else:
+        return path, value
+    for nested_path, part in nested:
+        try:
+            _SERIALIZER.serialize(part)
+        except _SERIALIZE_ERRORS:
+            return _locate(part, nested_path)
+    return path, value
+
+
+def _why_unwritable(value: Any) -> str:
+    try:
+        _SERIALIZER.serialize(value)
+    except _EmptySetError:
+        return "is an empty set; DynamoDB stores no empty sets: leave the attribute out or set it to None"
+    except decimal.DecimalException:
+        return (
+            "is a number DynamoDB cannot store exactly; it allows at most 38 significant digits and magnitudes "
+            "from 1E-130 to 9.99E+125: round it, e.g. with Decimal.quantize()"
+        )
+    except TypeError:
+        pass
+    members = value if isinstance(value, (set, frozenset)) else [value]
+    if any(isinstance(member, float) for member in members):
+        return "holds a float; DynamoDB numbers must be int or decimal.Decimal: use Decimal(str(value))"
+    kind = type(value).__name__
+    if isinstance(value, (set, frozenset)):
+        kind = "set of " + ", ".join(sorted({type(member).__name__ for member in value}))
+    return (
+        f"has type {kind}, which DynamoDB cannot store; allowed: str, int, decimal.Decimal, bytes, bool, None, "
+        "list, dict, and sets of str, numbers or bytes (one kind per set)"
+    )
+
+
+def serialize_item(item: Mapping[str, Any], *, table_name: str, item_description: str) -> dict[str, dict[str, Any]]:
+    """
+    Return ``item`` (plain Python values) as AttributeValue dicts, ready for BatchWriteItem.
+
+    :param table_name: the table the item is meant for, named in errors
+    :param item_description: what the item is, for errors, e.g. ``"the item with key pk='a'"``; give keys only,
+        never other item data
+    :raises InvalidItemError: an attribute holds a float, an empty set, a number DynamoDB cannot store or a value of
+        another type; the message names the attribute (``address.geo.lat``, ``lines[2]``), never its value.
+    """
+    serialized: dict[str, dict[str, Any]] = {}
+    for name, value in item.items():
+        if not isinstance(name, str):
+            raise InvalidItemError(
+                f"Table {table_name!r}: {item_description} has an attribute name of type {type(name).__name__}; "
+                "attribute names must be str."
+            )
+        try:
+            serialized[name] = _SERIALIZER.serialize(value)
+        except _SERIALIZE_ERRORS:
+            path, part = _locate(value, name)
+            # The serializer's own message quotes the value, so it is not chained.
+            raise InvalidItemError(
+                f"Table {table_name!r}: attribute {path!r} of {item_description} {_why_unwritable(part)}."
+            ) from None
+    return serialized
+
+
+def _describe_keys(keys: Sequence[Mapping[str, Any]]) -> str:
+    shown = "; ".join(f"({describe_key(key)})" for key in keys[:_KEYS_SHOWN])
+    if len(keys) > _KEYS_SHOWN:
+        shown += f"; and {len(keys) - _KEYS_SHOWN} more"
+    return shown
+
+
+class BatchWriter:
+    """
+    Put and delete items in one table with BatchWriteItem, at most 25 per request, from ``threads`` threads.
+
+    Requests are buffered and sent 25 at a time; a request for a key already in the buffer sends the buffer first,
+    as DynamoDB refuses a batch naming a key twice. ``UnprocessedItems`` are sent again after a pause that doubles
+    per attempt (``base_delay`` up to ``max_delay``, each times a random factor from 0.5 to 1); items still
+    unprocessed after ``max_attempts`` requests are an error. With more than one thread, batches run at once and in
+    no set order: call :meth:`flush` between writes whose order matters. At most ``2 * threads`` batches wait.
+
+    Use it as a context manager: leaving the block normally flushes; leaving it with an error waits for the batches
+    already sent and drops the rest.
+
+    :param client: a low-level ``dynamodb`` client (thread-safe, shared by the threads)
+    :param table_name: the table written to
+    :param key_names: the table's key attribute names (hash key, then range key if any)
+    :param threads: how many BatchWriteItem requests may run at once
+    :param max_attempts: requests per batch before unprocessed items are an error
+    :param base_delay: seconds before the first retry of unprocessed items
+    :param max_delay: longest pause between two retries, in seconds
+    :param sleep: pauses between retries (tests pass a recorder)
+    :param jitter: returns a random float in ``[0, 1)``; scales each pause to 50-100 %
+    :raises InvalidScanArgumentError: ``threads`` or ``max_attempts`` below 1, or no key names.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        key_names: Sequence[str],
+        *,
+        threads: int = 1,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        base_delay: float = DEFAULT_BASE_DELAY,
+        max_delay: float = DEFAULT_MAX_DELAY,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        for name, value in (("threads", threads), ("max_attempts", max_attempts)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidScanArgumentError(
+                    f"Table {table_name!r}: {name}={value!r} is not allowed; it must be an integer >= 1."
+                )
+        if not key_names:
+            raise InvalidScanArgumentError(f"Table {table_name!r}: key_names must name the table's key attributes.")
+        self.client = client
+        self.table_name = table_name
+        self.key_names = tuple(key_names)
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+        self._jitter = jitter
+        self._requests: list[dict[str, Any]] = []
+        self._keys_in_buffer: set[tuple[Any, ...]] = set()
+        self._executor = (
+            concurrent.futures.ThreadPoolExecutor(
+                max_workers=threads, thread_name_prefix=f"dynamoscan-write-{table_name}"
+            )
+            if threads > 1
+            else None
+        )
+        self._max_in_flight = 2 * threads
+        self._in_flight: set[concurrent.futures.Future[None]] = set()
+        self._counts_lock = threading.Lock()
+        self._written = 0
+        self._deleted = 0
+
+    @property
+    def written(self) -> int:
+        """Items DynamoDB has confirmed as put so far."""
+        with self._counts_lock:
+            return self._written
+
+    @property
+    def deleted(self) -> int:
+        """Items DynamoDB has confirmed as deleted so far."""
+        with self._counts_lock:
+            return self._deleted
+
+    def put(self, item: Mapping[str, Any]) -> None:
+        """Queue a put of ``item`` (AttributeValue dicts, e.g. from :func:`serialize_item`)."""
+        self._add({"PutRequest": {"Item": item}}, item)
+
+    def delete(self, key: Mapping[str, Any]) -> None:
+        """Queue a delete of the item with ``key`` (the key attributes as AttributeValue dicts)."""
+        self._add({"DeleteRequest": {"Key": key}}, key)
+
+    def flush(self) -> None:
+        """
+        Send what is buffered and wait until every batch is written.
+
+        :raises BatchWriteError: a batch was rejected or stayed unprocessed; the first such error is raised after
+            every other batch has finished.
+        """
+        self._send_buffer()
+        self._wait(return_when=concurrent.futures.ALL_COMPLETED)
+
+    def close(self) -> None:
+        """Wait for the batches already sent, drop what is buffered and stop the threads."""
+        self._requests, self._keys_in_buffer = [], set()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            self.close()
+
+    def _key_of(self, attributes: Mapping[str, Any]) -> tuple[Any, ...]:
+        try:
+            return tuple((name, tag, value) for name in self.key_names for tag, value in attributes[name].items())
+        except KeyError as error:
+            raise InvalidItemError(
+                f"Table {self.table_name!r}: an item or key lacks the key attribute {error.args[0]!r}; "
+                f"every item needs the key attributes {', '.join(self.key_names)}."
+            ) from None
+
+    def _add(self, request: dict[str, Any], attributes: Mapping[str, Any]) -> None:
+        key = self._key_of(attributes)
+        if key in self._keys_in_buffer:
+            self._send_buffer()
+        self._requests.append(request)
+        self._keys_in_buffer.add(key)
+        if len(self._requests) >= MAX_BATCH_SIZE:
+            self._send_buffer()
+
+    def _send_buffer(self) -> None:
+        if not self._requests:
+            return
+        requests, self._requests, self._keys_in_buffer = self._requests, [], set()
+        if self._executor is None:
+            self._write_batch(requests)
+            return
+        while len(self._in_flight) >= self._max_in_flight:
+            self._wait(return_when=concurrent.futures.FIRST_COMPLETED)
+        self._in_flight.add(self._executor.submit(self._write_batch, requests))
+
+    def _wait(self, return_when: str) -> None:
+        if not self._in_flight:
+            return
+        done, self._in_flight = concurrent.futures.wait(self._in_flight, return_when=return_when)
+        errors = [error for future in done if (error := future.exception()) is not None]
+        if errors:
+            # The other batches keep their writes: let them finish so the counts are final when the error surfaces.
+            concurrent.futures.wait(self._in_flight)
+            self._in_flight = set()
+            raise errors[0]
+
+    def _count(self, sent: Sequence[Mapping[str, Any]], unprocessed: Sequence[Mapping[str, Any]]) -> None:
+        puts = sum(1 for request in sent if "PutRequest" in request)
+        unprocessed_puts = sum(1 for request in unprocessed if "PutRequest" in request)
+        with self._counts_lock:
+            self._written += puts - unprocessed_puts
+            self._deleted += (len(sent) - puts) - (len(unprocessed) - unprocessed_puts)
+
+    def _request_keys(self, requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        keys = []
+        for request in requests:
+            attributes = request["PutRequest"]["Item"] if "PutRequest" in request else request["DeleteRequest"]["Key"]
+            keys.append({name: attributes[name] for name in self.key_names if name in attributes})
+        return keys
+
+    def _write_batch(self, requests: list[dict[str, Any]]) -> None:
+        pending = requests
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = call_dynamodb(
+                    self.client, "batch_write_item", self.table_name, {"RequestItems": {self.table_name: pending}}
+                )
+            except ScanRequestError as error:
+                raise BatchWriteError(
+                    f"Table {self.table_name!r}: DynamoDB rejected a BatchWriteItem request of {len(pending)} "
+                    f"item(s) with the keys {_describe_keys(self._request_keys(pending))}: {error.__cause__ or error}"
+                ) from error
+            unprocessed: list[dict[str, Any]] = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            self._count(pending, unprocessed)
+            if not unprocessed:
+                return
+            if attempt < self.max_attempts:
+                pause = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + self._jitter() / 2)
+                log.debug(
+                    "Table %s: %s of %s item(s) unprocessed, attempt %s; retrying in %.3f s",
+                    self.table_name,
+                    len(unprocessed),
+                    len(pending),
+                    attempt,
+                    pause,
+                )
+                self._sleep(pause)
+            pending = unprocessed
+        raise BatchWriteError(
+            f"Table {self.table_name!r}: {len(pending)} item(s) were still unprocessed after {self.max_attempts} "
+            f"BatchWriteItem attempts (keys {_describe_keys(self._request_keys(pending))}). The table's write "
+            "capacity is probably exhausted: raise it, or write with fewer threads (max_workers)."
+        )
