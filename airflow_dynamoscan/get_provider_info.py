@@ -27,5 +27,13 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_dynamoscan.hooks.dynamodb_scan"],
             }
         ],
-        "operators": [],
+        "operators": [
+            {
+                "integration-name": "Amazon DynamoDB (parallel scan)",
+                "python-modules": [
+                    "airflow_dynamoscan.operators.dynamodb_export",
+                    "airflow_dynamoscan.operators.dynamodb_transform",
+                ],
+            }
+        ],
     }

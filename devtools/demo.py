@@ -1,30 +1,125 @@
 """
-`make demo`: start the local DynamoDB server, fill a sample table, and read it back through DynamoDBScanHook.
+`make demo`: the main job, end to end, on a local DynamoDB server.
 
-Prints a serial and a parallel scan of the same table with their times, and checks that both return exactly
-the items written.
+1. starts the local DynamoDB server (dynalite) and fills a table ``orders`` with sample items of every type;
+2. reads it back through DynamoDBScanHook, serially and in parallel, and times both;
+3. runs the example DAG ``example_dynamodb_parallel_export`` with a real Airflow run (``dag.test()``, SQLite
+   metadata database in a temporary AIRFLOW_HOME): one mapped export task per segment, then the manifest;
+4. prints the manifest's summary and checks, by reading every part back, that the export holds exactly the items
+   loaded.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import boto3
 
-from devtools.local_dynamodb import running_dynalite
+from devtools.local_dynamodb import PROJECT_ROOT, running_dynalite
 from devtools.sample_data import load_sample_table
 
 ITEM_COUNT = int(os.environ.get("DEMO_ITEMS", "20000"))
+TOTAL_SEGMENTS = int(os.environ.get("DEMO_SEGMENTS", "4"))
 TABLE = "orders"
+OUTPUT = PROJECT_ROOT / "demo-output"
+
+
+def prepare_airflow() -> None:
+    home = tempfile.mkdtemp(prefix="dynamoscan-demo-airflow-")
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": home,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "example_dags"),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+    )
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    print(f"Airflow metadata database ready in {home} ({time.monotonic() - started:.1f} s)")
+
+
+def compare_scans(expected: set[str]) -> bool:
+    from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
+
+    hook = DynamoDBScanHook(aws_conn_id="aws_default")
+    ok = True
+    runs = [
+        ("serial scan", lambda: hook.scan(TABLE)),
+        ("parallel scan, 8 segments, 4 threads", lambda: hook.parallel_scan(TABLE, total_segments=8, max_workers=4)),
+    ]
+    for label, scan in runs:
+        started = time.monotonic()
+        keys = [item["pk"] for item in scan()]
+        seconds = time.monotonic() - started
+        exact = len(keys) == len(set(keys)) and set(keys) == expected
+        ok &= exact
+        print(
+            f"  {label:<38} {len(keys):>7,} items in {seconds:5.2f} s ({len(keys) / seconds:>6,.0f} items/s)"
+            f"  {'exactly the items loaded' if exact else 'MISMATCH'}"
+        )
+    return ok
+
+
+def run_export_dag() -> Path:
+    sys.path.insert(0, str(PROJECT_ROOT / "example_dags"))
+    from example_dynamodb_parallel_export import dag
+
+    started = time.monotonic()
+    run = dag.test(
+        run_conf={"table_name": TABLE, "destination": str(OUTPUT), "total_segments": TOTAL_SEGMENTS},
+    )
+    seconds = time.monotonic() - started
+    print(f"DAG run {run.run_id}: {run.state} in {seconds:.1f} s")
+    for instance in sorted(run.get_task_instances(), key=lambda ti: (ti.task_id, ti.map_index)):
+        label = instance.rendered_map_index or ("" if instance.map_index < 0 else str(instance.map_index))
+        print(f"  {instance.task_id:<32} {label:<14} {instance.state}")
+    if run.state != "success":
+        raise SystemExit("The export DAG run did not succeed.")
+    manifests = list(OUTPUT.glob(f"{TABLE}/*/manifest.json"))
+    if len(manifests) != 1:
+        raise SystemExit(f"Expected one manifest under {OUTPUT}, found {len(manifests)}.")
+    return manifests[0]
+
+
+def check_export(manifest_path: Path, expected: set[str]) -> bool:
+    manifest = json.loads(manifest_path.read_text())
+    print(f"Manifest {manifest_path.relative_to(PROJECT_ROOT)}")
+    print(f"  table {manifest['table_name']}, format {manifest['file_format']}, compression {manifest['compression']}")
+    for segment in manifest["segments"]:
+        files = ", ".join(part["path"] for part in segment["parts"])
+        print(f"  segment {segment['segment']}/{manifest['total_segments']}: {segment['items']:>6,} items  {files}")
+    print(f"  total: {manifest['items']:,} items, {manifest['bytes']:,} bytes in {manifest['part_count']} part(s)")
+    keys: list[str] = []
+    root = manifest_path.parent
+    for segment in manifest["segments"]:
+        for part in segment["parts"]:
+            with gzip.open(root / part["path"], "rt", encoding="utf-8") as lines:
+                keys.extend(json.loads(line)["pk"] for line in lines)
+    exact = manifest["items"] == len(expected) and len(keys) == len(set(keys)) and set(keys) == expected
+    print(
+        f"Read back {len(keys):,} items from the parts: "
+        f"{'exactly the ' + format(len(expected), ',') + ' items loaded, none twice' if exact else 'MISMATCH'}"
+    )
+    return exact
 
 
 def main() -> int:
-    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="dynamoscan-demo-"))
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    shutil.rmtree(OUTPUT, ignore_errors=True)
+    prepare_airflow()
     with running_dynalite() as endpoint_url:
         print(f"Local DynamoDB (dynalite) at {endpoint_url}")
         os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
@@ -39,37 +134,18 @@ def main() -> int:
             "dynamodb",
             endpoint_url=endpoint_url,
             region_name="us-east-1",
-            aws_access_key_id="demo",
-            aws_secret_access_key="demo",
+            aws_access_key_id="demo-access-key",
+            aws_secret_access_key="demo-secret-key",
         )
         started = time.monotonic()
         written = load_sample_table(client, TABLE, ITEM_COUNT)
         print(f"Loaded {len(written):,} items into table {TABLE!r} in {time.monotonic() - started:.1f} s")
-
-        from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
-
-        hook = DynamoDBScanHook(aws_conn_id="aws_default")
         expected = {item["pk"] for item in written}
-        ok = True
-        runs = [
-            ("serial scan", lambda: hook.scan(TABLE)),
-            (
-                "parallel scan, 8 segments, 4 workers",
-                lambda: hook.parallel_scan(TABLE, total_segments=8, max_workers=4),
-            ),
-        ]
-        for label, scan in runs:
-            started = time.monotonic()
-            keys = [item["pk"] for item in scan()]
-            seconds = time.monotonic() - started
-            exact = len(keys) == len(set(keys)) and set(keys) == expected
-            ok &= exact
-            print(
-                f"{label:<40} {len(keys):>7,} items in {seconds:5.2f} s "
-                f"({len(keys) / seconds:,.0f} items/s) - {'exactly the items written' if exact else 'MISMATCH'}"
-            )
-        print(f"count (4 segments): {hook.count(TABLE, total_segments=4):,}")
-    return 0 if ok else 1
+        print("Reading the table through DynamoDBScanHook:")
+        scans_ok = compare_scans(expected)
+        print(f"Running example_dynamodb_parallel_export with {TOTAL_SEGMENTS} mapped segments -> {OUTPUT}")
+        export_ok = check_export(run_export_dag(), expected)
+    return 0 if scans_ok and export_ok else 1
 
 
 if __name__ == "__main__":

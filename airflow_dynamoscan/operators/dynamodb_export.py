@@ -1,0 +1,317 @@
+"""Export a DynamoDB table, or one segment of it, to S3 or a local directory; commit the export with a manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+from airflow_dynamoscan.exceptions import DestinationError, InvalidScanArgumentError
+from airflow_dynamoscan.export.destinations import Destination, open_destination
+from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
+from airflow_dynamoscan.export.formats import needs_attribute_values, validate_format
+from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, write_manifest
+from airflow_dynamoscan.operators.base import DynamoDBScanBaseOperator
+from airflow_dynamoscan.scan.scanner import ScanPage, check_scan_kwargs
+from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segment, validate_total_segments
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow.sdk import Context
+
+#: Parts rotate when they reach this size, unless ``max_file_bytes`` says otherwise.
+DEFAULT_MAX_FILE_BYTES = 256 * 1024**2
+
+_UNSET: Any = object()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def open_export_destination(uri: str, dest_aws_conn_id: str | None, *, verify: bool | str | None = None) -> Destination:
+    """Return the destination at ``uri``; an ``s3://`` one uses the S3 client of ``dest_aws_conn_id``."""
+    s3_client = None
+    if isinstance(uri, str) and uri.startswith("s3://"):
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3_client = S3Hook(aws_conn_id=dest_aws_conn_id, verify=verify).get_conn()
+    return open_destination(uri, s3_client=s3_client)
+
+
+class DynamoDBExportOperator(DynamoDBScanBaseOperator):
+    """
+    Export every item of a DynamoDB table, or of one segment of it, as part files to S3 or a local directory.
+
+    With ``segment`` and ``total_segments`` both ``None`` the whole table is read in this task by a parallel scan
+    of ``max_workers`` threads. With both given (e.g. ``.partial(...).expand(segment=[0, 1, 2, 3])``) only that
+    segment is read, so one mapped task instance per segment spreads a big table over the executor's workers.
+
+    Parts are named deterministically, ``{destination}/segment-00003-of-00016/part-00000.jsonl.gz``, written
+    aside and committed atomically, so readers never see half a part and a retried task overwrites its parts
+    instead of adding to them. Numbers keep every digit in every format.
+
+    :param table_name: the DynamoDB table (templated)
+    :param destination: ``s3://bucket/prefix``, a local directory or ``file:///path`` (templated, e.g.
+        ``s3://bucket/exports/{{ ds }}``)
+    :param file_format: ``"jsonl"`` (default), ``"dynamodb_json"``, ``"csv"`` or ``"parquet"``
+    :param compression: ``"gzip"`` or ``None`` for the text formats; ``"snappy"`` (default), ``"zstd"``,
+        ``"gzip"`` or ``"none"`` for Parquet
+    :param segment: the segment to export, ``0 <= segment < total_segments`` (mappable)
+    :param total_segments: the segment count of the mapped export; with ``segment=None``, the segment count of the
+        in-task parallel scan (default: planned from the table's size, at least ``max_workers``)
+    :param scan_kwargs: Scan keywords, e.g. ``FilterExpression``, ``ProjectionExpression``, ``ConsistentRead``
+        (templated)
+    :param max_file_bytes: start a new part when a part reaches this size (default 256 MiB)
+    :param columns: CSV columns, in order (default: the union of the top-level attributes of each part)
+    :param max_workers: threads of the in-task parallel scan (whole-table exports only)
+    :param overwrite: write even if the destination already holds a complete export (a ``manifest.json``)
+    :param dest_aws_conn_id: the Airflow connection for an S3 destination (default: ``aws_conn_id``)
+
+    Returns (XCom) a small dict: ``table_name``, ``segment``, ``total_segments``, ``items``, ``bytes``,
+    ``parts`` (URI, path and item count of each), ``destination``, ``file_format``, ``compression`` and the
+    ``started_at``/``finished_at`` times. A whole-table export reports itself as segment 0 of 1.
+    """
+
+    template_fields: Sequence[str] = (
+        "table_name",
+        "destination",
+        "file_format",
+        "compression",
+        "scan_kwargs",
+        "columns",
+        *DynamoDBScanBaseOperator.aws_template_fields,
+        "dest_aws_conn_id",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"scan_kwargs": "json"}
+    ui_color = "#4b7bec"
+
+    def __init__(
+        self,
+        *,
+        table_name: str,
+        destination: str,
+        file_format: str = "jsonl",
+        compression: str | None = None,
+        segment: int | None = None,
+        total_segments: int | None = None,
+        scan_kwargs: dict[str, Any] | None = None,
+        max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+        columns: list[str] | None = None,
+        max_workers: int | None = None,
+        overwrite: bool = False,
+        dest_aws_conn_id: str | None = _UNSET,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(table_name=table_name, **kwargs)
+        self.destination = destination
+        self.file_format = file_format
+        self.compression = compression
+        self.segment = segment
+        self.total_segments = total_segments
+        self.scan_kwargs = scan_kwargs
+        self.max_file_bytes = max_file_bytes
+        self.columns = columns
+        self.max_workers = max_workers
+        self.overwrite = overwrite
+        self.dest_aws_conn_id = self.aws_conn_id if dest_aws_conn_id is _UNSET else dest_aws_conn_id
+
+    def _check_arguments(self) -> str | None:
+        compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
+        check_scan_kwargs(self.table_name, self.scan_kwargs)
+        if self.segment is not None:
+            validate_segment(self.segment, self.total_segments, self.table_name)
+        elif self.total_segments is not None:
+            validate_total_segments(self.total_segments, self.table_name)
+        if self.max_workers is not None:
+            validate_max_workers(self.max_workers, self.table_name)
+        return compression
+
+    def _pages(self) -> Iterator[ScanPage]:
+        deserialize = not needs_attribute_values(self.file_format)
+        scan_kwargs = dict(self.scan_kwargs or {})
+        if self.segment is not None:
+            return self.hook.scan_segment_pages(
+                self.table_name, self.segment, self.total_segments, deserialize=deserialize, **scan_kwargs
+            )
+        total_segments = self.total_segments
+        if total_segments is None:
+            total_segments = self.hook.plan_segments(self.table_name, min_segments=self.max_workers or 8)
+        self.log.info("Reading table %s with %s segments in this task", self.table_name, total_segments)
+        return self.hook.parallel_scan_pages(
+            self.table_name,
+            total_segments=total_segments,
+            max_workers=self.max_workers,
+            deserialize=deserialize,
+            **scan_kwargs,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        compression = self._check_arguments()
+        destination = open_export_destination(self.destination, self.dest_aws_conn_id, verify=self.verify)
+        if not self.overwrite and destination.exists(MANIFEST_NAME):
+            raise DestinationError(
+                f"Table {self.table_name!r}: destination {destination.uri} already holds a complete export "
+                f"({MANIFEST_NAME} is there); choose another destination or pass overwrite=True."
+            )
+        self.hook.describe_table(self.table_name)  # a missing table fails before anything is written
+        exported_segment, exported_total = (self.segment, self.total_segments) if self.segment is not None else (0, 1)
+        prefix = segment_prefix(exported_segment, exported_total, table_name=self.table_name)
+        started_at = _now()
+        self.log.info(
+            "Exporting table %s (segment %s of %s) to %s/%s as %s",
+            self.table_name,
+            exported_segment,
+            exported_total,
+            destination.uri,
+            prefix,
+            self.file_format,
+        )
+        written = export_pages(
+            self._pages(),
+            destination,
+            file_format=self.file_format,
+            compression=compression,
+            prefix=prefix,
+            max_file_bytes=self.max_file_bytes,
+            columns=self.columns,
+        )
+        self.log.info(
+            "Exported %s items (%s bytes, %s parts) of table %s segment %s of %s",
+            written["items"],
+            written["bytes"],
+            len(written["parts"]),
+            self.table_name,
+            exported_segment,
+            exported_total,
+        )
+        return {
+            "table_name": self.table_name,
+            "segment": exported_segment,
+            "total_segments": exported_total,
+            "items": written["items"],
+            "bytes": written["bytes"],
+            "parts": written["parts"],
+            "destination": destination.uri,
+            "file_format": self.file_format,
+            "compression": compression,
+            "started_at": started_at,
+            "finished_at": _now(),
+        }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the DynamoDB table in, the export's destination out (needs the OpenLineage provider)."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        return OperatorLineage(
+            inputs=[dynamodb_dataset(self.hook, self.table_name, Dataset)],
+            outputs=[destination_dataset(self.destination, Dataset)],
+        )
+
+
+def dynamodb_dataset(hook: Any, table_name: str, dataset_class: Any) -> Any:
+    """The OpenLineage dataset of a DynamoDB table: namespace ``awsdynamodb://{region}``, name = the table."""
+    return dataset_class(namespace=f"awsdynamodb://{hook.conn_region_name}", name=table_name)
+
+
+def destination_dataset(destination: str, dataset_class: Any) -> Any:
+    """The OpenLineage dataset of an export destination: ``s3://bucket`` + key prefix, or ``file`` + path."""
+    if destination.startswith("s3://"):
+        bucket, _, prefix = destination[len("s3://") :].partition("/")
+        return dataset_class(namespace=f"s3://{bucket}", name=prefix.strip("/") or "/")
+    path = destination[len("file://") :] if destination.startswith("file://") else destination
+    return dataset_class(namespace="file", name=path)
+
+
+def _materialize(results: Any) -> list[Any]:
+    # Indexing a mapped task's lazy XCom sequence up to its length avoids probing past its end.
+    if results is None:
+        return []
+    if hasattr(results, "__len__") and hasattr(results, "__getitem__"):
+        return [results[index] for index in range(len(results))]
+    return list(results)
+
+
+class DynamoDBExportManifestOperator(BaseOperator):
+    """
+    Commit an export: check that every segment reported exactly once, then write ``manifest.json`` last.
+
+    The manifest lists every part with its item count and size, the totals, the format, the table and the scan's
+    time window; its presence at the destination means "export complete". Fails, writing nothing, if a segment
+    is missing, reported twice, or belongs to another table or segment count.
+
+    :param results: the per-segment results of the export tasks, e.g. ``export.output`` of a mapped export
+        (templated, so an XComArg resolves at run time)
+    :param destination: the export's destination; default: the one the results name (templated)
+    :param table_name: the exported table; default: the one the results name (templated)
+    :param total_segments: the expected segment count; default: the one the results name
+    :param dest_aws_conn_id: the Airflow connection for an S3 destination
+    :param verify: SSL verification for S3, as for the Amazon provider's operators
+    """
+
+    template_fields: Sequence[str] = ("results", "destination", "table_name", "total_segments", "dest_aws_conn_id")
+    ui_color = "#20bf6b"
+
+    def __init__(
+        self,
+        *,
+        results: Any,
+        destination: str | None = None,
+        table_name: str | None = None,
+        total_segments: int | None = None,
+        dest_aws_conn_id: str | None = "aws_default",
+        verify: bool | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.results = results
+        self.destination = destination
+        self.table_name = table_name
+        self.total_segments = total_segments
+        self.dest_aws_conn_id = dest_aws_conn_id
+        self.verify = verify
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        results = [dict(result) for result in _materialize(self.results) if result is not None]
+        if not results:
+            raise InvalidScanArgumentError(
+                f"Table {self.table_name!r}: no export results reached the manifest task; nothing to commit."
+            )
+        first = results[0]
+        table_name = self.table_name or first["table_name"]
+        destination_uri = self.destination or first["destination"]
+        total_segments = self.total_segments or first["total_segments"]
+        manifest = build_manifest(
+            results,
+            table_name=table_name,
+            destination_uri=destination_uri,
+            file_format=str(first.get("file_format", "jsonl")),
+            compression=first.get("compression"),
+            total_segments=total_segments,
+            started_at=None,
+            finished_at=None,
+        )
+        destination = open_export_destination(destination_uri, self.dest_aws_conn_id, verify=self.verify)
+        manifest_uri = write_manifest(destination, manifest)
+        parts = sum(len(segment["parts"]) for segment in manifest["segments"])
+        self.log.info(
+            "Export of table %s complete: %s items, %s bytes, %s parts in %s segments; manifest %s",
+            table_name,
+            manifest["items"],
+            manifest["bytes"],
+            parts,
+            total_segments,
+            manifest_uri,
+        )
+        return {
+            "table_name": table_name,
+            "manifest": manifest_uri,
+            "items": manifest["items"],
+            "bytes": manifest["bytes"],
+            "parts": parts,
+            "total_segments": total_segments,
+        }
