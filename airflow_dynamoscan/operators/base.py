@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
+from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage, check_scan_kwargs
+from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segment, validate_total_segments
 
 
 class DynamoDBScanBaseOperator(BaseOperator):
     """
-    Base of the operators that scan a DynamoDB table.
+    Base of the operators that scan a DynamoDB table, the whole of it or one segment.
+
+    With ``segment`` and ``total_segments`` both given (e.g. ``.partial(total_segments=4).expand(segment=[0, 1,
+    2, 3])``) the task reads only that segment. With ``segment=None`` it reads the whole table by a parallel scan
+    of ``max_workers`` threads over ``total_segments`` segments (default: planned from the table's size, at least
+    ``max_workers``).
 
     :param table_name: the DynamoDB table to read (templated)
+    :param segment: the segment this task reads, ``0 <= segment < total_segments`` (mappable)
+    :param total_segments: the segment count (see above)
+    :param scan_kwargs: Scan keywords, e.g. ``FilterExpression``, ``ConsistentRead``, ``Limit`` (templated)
+    :param max_workers: threads of a whole-table read in one task (default ``min(8, total_segments)``)
     :param aws_conn_id: the Airflow connection of the DynamoDB table; ``None`` uses boto3's default credentials
     :param region_name: AWS region; default: the connection's
     :param verify: whether to verify SSL certificates, or a CA bundle path; default: the connection's
@@ -29,6 +41,10 @@ class DynamoDBScanBaseOperator(BaseOperator):
         self,
         *,
         table_name: str,
+        segment: int | None = None,
+        total_segments: int | None = None,
+        scan_kwargs: dict[str, Any] | None = None,
+        max_workers: int | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -38,6 +54,10 @@ class DynamoDBScanBaseOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.table_name = table_name
+        self.segment = segment
+        self.total_segments = total_segments
+        self.scan_kwargs = scan_kwargs
+        self.max_workers = max_workers
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.verify = verify
@@ -53,4 +73,57 @@ class DynamoDBScanBaseOperator(BaseOperator):
             verify=self.verify,
             config=self.botocore_config,
             fast_decoding=self.fast_decoding,
+        )
+
+    def validated_segment(self) -> tuple[int | None, int | None]:
+        """
+        Return ``(segment, total_segments)`` after checking them and ``max_workers``.
+
+        :raises InvalidScanArgumentError: naming the table, the parameter and the allowed values.
+        """
+        if self.max_workers is not None:
+            validate_max_workers(self.max_workers, self.table_name)
+        if self.segment is None:
+            if self.total_segments is not None:
+                validate_total_segments(self.total_segments, self.table_name)
+            return None, self.total_segments
+        if self.total_segments is None:
+            raise InvalidScanArgumentError(
+                f"Table {self.table_name!r}: segment={self.segment!r} needs total_segments, which is None; give both "
+                "(one task per segment, e.g. .partial(total_segments=4).expand(segment=[0, 1, 2, 3])) or neither."
+            )
+        return validate_segment(self.segment, self.total_segments, self.table_name)
+
+    def validated_scan_kwargs(self) -> dict[str, Any]:
+        """
+        Return a copy of ``scan_kwargs`` after refusing the keywords the scanner sets itself.
+
+        :raises InvalidScanArgumentError: ``scan_kwargs`` is not a dict, or holds a scanner-owned keyword.
+        """
+        if self.scan_kwargs is not None and not isinstance(self.scan_kwargs, dict):
+            raise InvalidScanArgumentError(
+                f"Table {self.table_name!r}: scan_kwargs must be a dict of Scan keywords; "
+                f"got a {type(self.scan_kwargs).__name__}."
+            )
+        return check_scan_kwargs(self.table_name, self.scan_kwargs)
+
+    def read_pages(
+        self, segment: int | None, total_segments: int | None, scan_kwargs: dict[str, Any], *, deserialize: bool
+    ) -> Iterator[ScanPage]:
+        """Yield the pages of this task's segment, or of the whole table read by a parallel scan."""
+        if segment is not None:
+            return self.hook.scan_segment_pages(
+                self.table_name, segment, total_segments, deserialize=deserialize, **scan_kwargs
+            )
+        if total_segments is None:
+            total_segments = self.hook.plan_segments(
+                self.table_name, min_segments=self.max_workers or DEFAULT_MAX_WORKERS
+            )
+        self.log.info("Reading table %s with %s segments in this task", self.table_name, total_segments)
+        return self.hook.parallel_scan_pages(
+            self.table_name,
+            total_segments=total_segments,
+            max_workers=self.max_workers,
+            deserialize=deserialize,
+            **scan_kwargs,
         )

@@ -14,12 +14,8 @@ from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from airflow_dynamoscan.operators.base import DynamoDBScanBaseOperator
-from airflow_dynamoscan.scan.scanner import ScanPage, check_scan_kwargs
-from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segment, validate_total_segments
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from airflow.sdk import Context
 
 #: Parts rotate when they reach this size, unless ``max_file_bytes`` says otherwise.
@@ -63,13 +59,13 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
     :param segment: the segment to export, ``0 <= segment < total_segments`` (mappable)
     :param total_segments: the segment count of the mapped export; with ``segment=None``, the segment count of the
         in-task parallel scan (default: planned from the table's size, at least ``max_workers``)
-    :param scan_kwargs: Scan keywords, e.g. ``FilterExpression``, ``ProjectionExpression``, ``ConsistentRead``
-        (templated)
     :param max_file_bytes: start a new part when a part reaches this size (default 256 MiB)
     :param columns: CSV columns, in order (default: the union of the top-level attributes of each part)
-    :param max_workers: threads of the in-task parallel scan (whole-table exports only)
     :param overwrite: write even if the destination already holds a complete export (a ``manifest.json``)
     :param dest_aws_conn_id: the Airflow connection for an S3 destination (default: ``aws_conn_id``)
+
+    ``scan_kwargs``, ``max_workers``, ``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config`` and
+    ``fast_decoding`` are those of :class:`~airflow_dynamoscan.operators.base.DynamoDBScanBaseOperator`.
 
     Returns (XCom) a small dict: ``table_name``, ``segment``, ``total_segments``, ``items``, ``bytes``,
     ``parts`` (URI, path and item count of each), ``destination``, ``file_format``, ``compression`` and the
@@ -98,59 +94,25 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         compression: str | None = None,
         segment: int | None = None,
         total_segments: int | None = None,
-        scan_kwargs: dict[str, Any] | None = None,
         max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
         columns: list[str] | None = None,
-        max_workers: int | None = None,
         overwrite: bool = False,
         dest_aws_conn_id: str | None = _UNSET,
         **kwargs: Any,
     ) -> None:
-        super().__init__(table_name=table_name, **kwargs)
+        super().__init__(table_name=table_name, segment=segment, total_segments=total_segments, **kwargs)
         self.destination = destination
         self.file_format = file_format
         self.compression = compression
-        self.segment = segment
-        self.total_segments = total_segments
-        self.scan_kwargs = scan_kwargs
         self.max_file_bytes = max_file_bytes
         self.columns = columns
-        self.max_workers = max_workers
         self.overwrite = overwrite
         self.dest_aws_conn_id = self.aws_conn_id if dest_aws_conn_id is _UNSET else dest_aws_conn_id
 
-    def _check_arguments(self) -> str | None:
-        compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
-        check_scan_kwargs(self.table_name, self.scan_kwargs)
-        if self.segment is not None:
-            validate_segment(self.segment, self.total_segments, self.table_name)
-        elif self.total_segments is not None:
-            validate_total_segments(self.total_segments, self.table_name)
-        if self.max_workers is not None:
-            validate_max_workers(self.max_workers, self.table_name)
-        return compression
-
-    def _pages(self) -> Iterator[ScanPage]:
-        deserialize = not needs_attribute_values(self.file_format)
-        scan_kwargs = dict(self.scan_kwargs or {})
-        if self.segment is not None:
-            return self.hook.scan_segment_pages(
-                self.table_name, self.segment, self.total_segments, deserialize=deserialize, **scan_kwargs
-            )
-        total_segments = self.total_segments
-        if total_segments is None:
-            total_segments = self.hook.plan_segments(self.table_name, min_segments=self.max_workers or 8)
-        self.log.info("Reading table %s with %s segments in this task", self.table_name, total_segments)
-        return self.hook.parallel_scan_pages(
-            self.table_name,
-            total_segments=total_segments,
-            max_workers=self.max_workers,
-            deserialize=deserialize,
-            **scan_kwargs,
-        )
-
     def execute(self, context: Context) -> dict[str, Any]:
-        compression = self._check_arguments()
+        compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
+        segment, total_segments = self.validated_segment()
+        scan_kwargs = self.validated_scan_kwargs()
         destination = open_export_destination(self.destination, self.dest_aws_conn_id, verify=self.verify)
         if not self.overwrite and destination.exists(MANIFEST_NAME):
             raise DestinationError(
@@ -171,7 +133,9 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             self.file_format,
         )
         written = export_pages(
-            self._pages(),
+            self.read_pages(
+                segment, total_segments, scan_kwargs, deserialize=not needs_attribute_values(self.file_format)
+            ),
             destination,
             file_format=self.file_format,
             compression=compression,

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from functools import cached_property
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
-
-from airflow_dynamoscan.exceptions import InvalidScanArgumentError
-from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
-from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, check_scan_kwargs
-from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segment
+from airflow_dynamoscan.operators.base import DynamoDBScanBaseOperator
+from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS
 from airflow_dynamoscan.scan.transform import (
     check_in_place_scan_kwargs,
     key_attribute_names,
@@ -24,7 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DynamoDBTransformOperator(BaseOperator):
+class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
     """
     Apply ``transform`` to every item of a DynamoDB table and write the results: in place, or into another table.
 
@@ -48,9 +43,9 @@ class DynamoDBTransformOperator(BaseOperator):
         ``float``) or ``None`` to leave the item alone
     :param target_table_name: the table written (templated); default: ``table_name``, an in-place update. Another
         table receives every transformed item, changed or not.
-    :param segment: the segment this task reads, from 0 to ``total_segments - 1``; with ``total_segments``, or
-        neither for the whole table
-    :param total_segments: how many segments the table is split into (1 to 1,000,000), one mapped task each
+    :param segment: the segment this task reads, from 0 to ``total_segments - 1``; ``None`` for the whole table
+    :param total_segments: how many segments the table is split into (1 to 1,000,000), one mapped task each; with
+        ``segment=None``, the segments of this task's parallel scan (default: planned from the table's size)
     :param scan_kwargs: further Scan keywords (templated), e.g. ``FilterExpression`` with
         ``ExpressionAttributeNames``/``ExpressionAttributeValues`` to transform only matching items. In place,
         keywords that read partial items (``ProjectionExpression``, ``AttributesToGet``, ``Select``,
@@ -77,10 +72,7 @@ class DynamoDBTransformOperator(BaseOperator):
         "table_name",
         "target_table_name",
         "scan_kwargs",
-        "aws_conn_id",
-        "region_name",
-        "verify",
-        "botocore_config",
+        *DynamoDBScanBaseOperator.aws_template_fields,
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"scan_kwargs": "json", "botocore_config": "json"}
     ui_color = "#c9e4ff"
@@ -93,76 +85,21 @@ class DynamoDBTransformOperator(BaseOperator):
         target_table_name: str | None = None,
         segment: int | None = None,
         total_segments: int | None = None,
-        scan_kwargs: dict[str, Any] | None = None,
         dry_run: bool = False,
         allow_key_change: bool = False,
-        max_workers: int | None = None,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(table_name=table_name, segment=segment, total_segments=total_segments, **kwargs)
         if not callable(transform):
             raise TypeError(
                 f"Table {table_name!r}: transform must be a callable taking an item (dict) and returning a dict "
                 f"or None; got a {type(transform).__name__}."
             )
-        self.table_name = table_name
         self.transform = transform
         self.target_table_name = target_table_name
-        self.segment = segment
-        self.total_segments = total_segments
-        self.scan_kwargs = scan_kwargs
         # Not ``self.dry_run``: that name is a method of BaseOperator.
         self.is_dry_run = dry_run
         self.allow_key_change = allow_key_change
-        self.max_workers = max_workers
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
-
-    @cached_property
-    def hook(self) -> DynamoDBScanHook:
-        """The hook reading the table and giving the client that writes."""
-        return DynamoDBScanHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
-        )
-
-    def _segment_arguments(self) -> tuple[int | None, int | None]:
-        if self.segment is None and self.total_segments is None:
-            return None, None
-        if self.segment is None or self.total_segments is None:
-            raise InvalidScanArgumentError(
-                f"Table {self.table_name!r}: segment={self.segment!r} with total_segments={self.total_segments!r} "
-                "is not allowed; give both (one task per segment, e.g. .partial(total_segments=4)"
-                ".expand(segment=[0, 1, 2, 3])) or neither (the whole table in one task)."
-            )
-        return validate_segment(self.segment, self.total_segments, self.table_name)
-
-    def _scan_kwargs(self) -> dict[str, Any]:
-        if self.scan_kwargs is None:
-            return {}
-        if not isinstance(self.scan_kwargs, dict):
-            raise InvalidScanArgumentError(
-                f"Table {self.table_name!r}: scan_kwargs must be a dict of Scan keywords; "
-                f"got a {type(self.scan_kwargs).__name__}."
-            )
-        return check_scan_kwargs(self.table_name, self.scan_kwargs)
-
-    def _read(
-        self, segment: int | None, total_segments: int | None, scan_kwargs: dict[str, Any]
-    ) -> Iterator[dict[str, Any]]:
-        if segment is None or total_segments is None:
-            return self.hook.parallel_scan(
-                self.table_name, max_workers=self.max_workers, deserialize=False, **scan_kwargs
-            )
-        return self.hook.scan_segment(self.table_name, segment, total_segments, deserialize=False, **scan_kwargs)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """
@@ -177,10 +114,8 @@ class DynamoDBTransformOperator(BaseOperator):
         table_name = self.table_name
         target_table_name = self.target_table_name or table_name
         in_place = target_table_name == table_name
-        segment, total_segments = self._segment_arguments()
-        if self.max_workers is not None:
-            validate_max_workers(self.max_workers, table_name)
-        scan_kwargs = self._scan_kwargs()
+        segment, total_segments = self.validated_segment()
+        scan_kwargs = self.validated_scan_kwargs()
         if in_place:
             check_in_place_scan_kwargs(table_name, scan_kwargs)
         key_names = key_attribute_names(self.hook.describe_table(table_name))
@@ -207,7 +142,11 @@ class DynamoDBTransformOperator(BaseOperator):
                 )
             )
             counts = transform_items(
-                self._read(segment, total_segments, scan_kwargs),
+                (
+                    item
+                    for page in self.read_pages(segment, total_segments, scan_kwargs, deserialize=False)
+                    for item in page.items
+                ),
                 self.transform,
                 table_name=table_name,
                 key_names=key_names,

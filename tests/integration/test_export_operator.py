@@ -179,7 +179,7 @@ def test_empty_table_gives_an_empty_valid_export(dynalite_client: Any, tmp_path:
     [
         ({"file_format": "xml"}, InvalidScanArgumentError, "file_format='xml'.*jsonl.*dynamodb_json.*csv.*parquet"),
         ({"compression": "bz2"}, InvalidScanArgumentError, "compression='bz2'"),
-        ({"segment": 1}, InvalidScanArgumentError, "total_segments=None"),
+        ({"segment": 1}, InvalidScanArgumentError, "segment=1 needs total_segments, which is None"),
         ({"segment": 4, "total_segments": 4}, InvalidScanArgumentError, "segment=4 is not allowed"),
         ({"scan_kwargs": {"Segment": 1}}, InvalidScanArgumentError, "Segment are set by the scanner"),
         ({"max_workers": 0}, InvalidScanArgumentError, "max_workers=0"),

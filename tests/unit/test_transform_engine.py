@@ -184,7 +184,7 @@ def identity(item: dict[str, Any]) -> dict[str, Any]:
     [
         (
             {"segment": 1},
-            "Table 'orders': segment=1 with total_segments=None is not allowed; give both",
+            "Table 'orders': segment=1 needs total_segments, which is None; give both",
         ),
         (
             {"segment": 4, "total_segments": 4},
