@@ -183,9 +183,14 @@ class DynamoDBScanHook(AwsBaseHook):
         max_workers: int | None = None,
         deserialize: bool = True,
         max_pages_in_flight: int | None = None,
+        start_keys: dict[int, dict[str, Any] | None] | None = None,
         **scan_kwargs: Any,
     ) -> Iterator[ScanPage]:
-        """Yield the pages of a parallel scan, each naming its segment (see :meth:`parallel_scan`)."""
+        """
+        Yield the pages of a parallel scan, each naming its segment and ``LastEvaluatedKey`` (see
+        :meth:`parallel_scan`). ``start_keys`` resumes a scan: only the segments it names are read, each from its
+        key (``None``: from its start).
+        """
         return parallel_scan_pages(
             self.client,
             table_name,
@@ -194,6 +199,7 @@ class DynamoDBScanHook(AwsBaseHook):
             deserialize=deserialize,
             scan_kwargs=scan_kwargs,
             max_pages_in_flight=max_pages_in_flight,
+            start_keys=start_keys,
         )
 
     def count(

@@ -231,9 +231,13 @@ def parallel_scan_pages(
     scan_kwargs: Mapping[str, Any] | None = None,
     max_pages_in_flight: int | None = None,
     owned: frozenset[str] = HOOK_OWNED_SCAN_KEYWORDS,
+    start_keys: Mapping[int, dict[str, Any] | None] | None = None,
 ) -> Generator[ScanPage, None, None]:
     """
     Yield the pages of all ``total_segments`` segments, read by ``max_workers`` threads.
+
+    ``start_keys`` resumes an interrupted scan: only the segments it names are read, each from its
+    ``ExclusiveStartKey`` (``None``: from the segment's start); the segments it leaves out count as done.
 
     Each segment is read by exactly one worker, from its first page to its last. Memory is bounded: at most
     ``max_pages_in_flight`` pages (default: ``max_workers``) wait for the caller, and each worker holds one more.
@@ -243,19 +247,26 @@ def parallel_scan_pages(
     :raises InvalidScanArgumentError: bad ``total_segments``, ``max_workers`` or scan keywords.
     """
     validate_segment(0, total_segments, table_name)
+    if start_keys is None:
+        start_keys = dict.fromkeys(range(total_segments))
+    for segment in start_keys:
+        validate_segment(segment, total_segments, table_name)
     workers = validate_max_workers(
         min(DEFAULT_MAX_WORKERS, total_segments) if max_workers is None else max_workers, table_name
     )
-    workers = min(workers, total_segments)
+    workers = max(1, min(workers, len(start_keys)))
     kwargs = check_scan_kwargs(table_name, scan_kwargs, owned=owned)
     in_flight = workers if max_pages_in_flight is None else validate_max_workers(max_pages_in_flight, table_name)
-    return _run_parallel(client, table_name, total_segments, workers, deserialize, kwargs, in_flight, owned)
+    return _run_parallel(
+        client, table_name, total_segments, dict(start_keys), workers, deserialize, kwargs, in_flight, owned
+    )
 
 
 def _run_parallel(
     client: Any,
     table_name: str,
     total_segments: int,
+    start_keys: dict[int, dict[str, Any] | None],
     workers: int,
     deserialize: bool,
     kwargs: dict[str, Any],
@@ -264,7 +275,7 @@ def _run_parallel(
 ) -> Generator[ScanPage, None, None]:
     pages: queue.Queue[ScanPage | _WorkerDone | _WorkerFailed] = queue.Queue(maxsize=in_flight)
     stop = threading.Event()
-    segment_numbers = iter(range(total_segments))
+    segment_numbers = iter(sorted(start_keys))
     segment_lock = threading.Lock()
 
     def next_segment() -> int | None:
@@ -292,6 +303,7 @@ def _run_parallel(
                     segment=segment,
                     total_segments=total_segments,
                     deserialize=deserialize,
+                    exclusive_start_key=start_keys[segment],
                     scan_kwargs=kwargs,
                     owned=owned,
                 ):
