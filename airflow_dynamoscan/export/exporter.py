@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
+from airflow_dynamoscan.export.checkpoint import ExportCheckpoint, write_checkpoint
 from airflow_dynamoscan.export.destinations import Destination
 from airflow_dynamoscan.export.formats import open_encoder, part_extension, validate_columns, validate_format
 from airflow_dynamoscan.scan.scanner import ScanPage
@@ -57,6 +58,7 @@ def export_pages(
     prefix: str,
     max_file_bytes: int | None = None,
     columns: Sequence[str] | None = None,
+    checkpoint: ExportCheckpoint | None = None,
 ) -> dict[str, Any]:
     """
     Write the items of ``pages`` as parts ``{prefix}/part-00000{ext}``, ``{prefix}/part-00001{ext}``, ...
@@ -81,6 +83,9 @@ def export_pages(
         under it is replaced
     :param max_file_bytes: start a new part once a part holds this many bytes; ``None`` writes one part
     :param columns: for ``csv`` and ``parquet``, the attributes to write, in this order
+    :param checkpoint: resume and record progress (see :mod:`~airflow_dynamoscan.export.checkpoint`): the parts
+        it lists are kept and numbering continues after them; ``pages`` must then start where it says. After
+        each part is committed, the checkpoint is updated and written at the destination.
     :return: ``{"items": int, "bytes": int, "parts": [{"uri", "path", "items", "bytes"}, ...]}``, ``path``
         being relative to the destination and ``bytes`` the exact size of the files.
     :raises InvalidScanArgumentError: an invalid format, compression, prefix, ``max_file_bytes`` or ``columns``.
@@ -90,26 +95,38 @@ def export_pages(
     validate_columns(file_format, columns)
     prefix = _check_export_arguments(prefix, max_file_bytes)
     extension = part_extension(file_format, compression)
-    stale = destination.list(f"{prefix}/")
+    parts: list[dict[str, Any]] = list(checkpoint.parts) if checkpoint is not None else []
+    kept = {part["path"] for part in parts}
+    stale = [name for name in destination.list(f"{prefix}/") if name not in kept]
     if stale:
         log.info("Deleting %s file(s) left under %s by an earlier attempt", len(stale), destination.child_uri(prefix))
         destination.delete(stale)
+    if parts:
+        log.info("Resuming after %s committed part(s) under %s", len(parts), destination.child_uri(prefix))
 
-    parts: list[dict[str, Any]] = []
     iterator = iter(pages)
+
+    def recorded(pages: Iterator[ScanPage]) -> Iterator[ScanPage]:
+        # Every page pulled before a part is committed is in that part (or had no items), so the progress
+        # recorded here is exactly what the committed parts hold when the checkpoint is written.
+        for page in pages:
+            if checkpoint is not None:
+                checkpoint.record_page(page.segment, page.last_evaluated_key)
+            if page.items:
+                yield page
+
     try:
-        nonempty_pages = (page for page in iterator if page.items)
+        nonempty_pages = recorded(iterator)
         pending = next(nonempty_pages, None)
-        while True:
+        # An export without any item still gets one (empty, valid) part, unless earlier attempts wrote some.
+        while pending is not None or not parts:
             path = f"{prefix}/part-{len(parts):05d}{extension}"
-            part_full = False
             with destination.open_part(path) as part_file:
                 encoder = open_encoder(file_format, part_file, compression=compression, columns=columns)
                 while pending is not None:
                     encoder.write_items(pending.items)
                     pending = None
-                    part_full = max_file_bytes is not None and encoder.bytes_written >= max_file_bytes
-                    if part_full:
+                    if max_file_bytes is not None and encoder.bytes_written >= max_file_bytes:
                         break
                     pending = next(nonempty_pages, None)
                 encoder.close()
@@ -121,11 +138,11 @@ def export_pages(
             }
             parts.append(part)
             log.info("Wrote %s: %s items, %s bytes", part["uri"], part["items"], part["bytes"])
-            if not part_full:
-                break
-            pending = next(nonempty_pages, None)
+            if checkpoint is not None:
+                checkpoint.parts = list(parts)
+                write_checkpoint(destination, checkpoint)
             if pending is None:
-                break
+                pending = next(nonempty_pages, None)
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:

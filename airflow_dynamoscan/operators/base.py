@@ -107,23 +107,45 @@ class DynamoDBScanBaseOperator(BaseOperator):
             )
         return check_scan_kwargs(self.table_name, self.scan_kwargs)
 
+    def planned_total_segments(self, total_segments: int | None) -> int:
+        """``total_segments``, or for ``None`` a count planned from the table's size (at least ``max_workers``)."""
+        if total_segments is not None:
+            return total_segments
+        return self.hook.plan_segments(self.table_name, min_segments=self.max_workers or DEFAULT_MAX_WORKERS)
+
     def read_pages(
-        self, segment: int | None, total_segments: int | None, scan_kwargs: dict[str, Any], *, deserialize: bool
+        self,
+        segment: int | None,
+        total_segments: int | None,
+        scan_kwargs: dict[str, Any],
+        *,
+        deserialize: bool,
+        start_keys: dict[int, dict[str, Any] | None] | None = None,
     ) -> Iterator[ScanPage]:
-        """Yield the pages of this task's segment, or of the whole table read by a parallel scan."""
+        """
+        Yield the pages of this task's segment, or of the whole table read by a parallel scan.
+
+        :param start_keys: resume: the segments still to read, each from its key (``None``: from its start); a
+            segment left out is done. ``None`` reads everything.
+        """
         if segment is not None:
+            if start_keys is not None and segment not in start_keys:
+                return iter(())
             return self.hook.scan_segment_pages(
-                self.table_name, segment, total_segments, deserialize=deserialize, **scan_kwargs
+                self.table_name,
+                segment,
+                total_segments,
+                deserialize=deserialize,
+                exclusive_start_key=None if start_keys is None else start_keys[segment],
+                **scan_kwargs,
             )
-        if total_segments is None:
-            total_segments = self.hook.plan_segments(
-                self.table_name, min_segments=self.max_workers or DEFAULT_MAX_WORKERS
-            )
+        total_segments = self.planned_total_segments(total_segments)
         self.log.info("Reading table %s with %s segments in this task", self.table_name, total_segments)
         return self.hook.parallel_scan_pages(
             self.table_name,
             total_segments=total_segments,
             max_workers=self.max_workers,
             deserialize=deserialize,
+            start_keys=start_keys,
             **scan_kwargs,
         )

@@ -9,6 +9,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_dynamoscan.exceptions import DestinationError, InvalidScanArgumentError
+from airflow_dynamoscan.export.checkpoint import (
+    ExportCheckpoint,
+    delete_checkpoint,
+    export_fingerprint,
+    read_checkpoint,
+)
 from airflow_dynamoscan.export.destinations import Destination, open_destination
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, validate_format
@@ -62,6 +68,9 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
     :param max_file_bytes: start a new part when a part reaches this size (default 256 MiB)
     :param columns: CSV columns, in order (default: the union of the top-level attributes of each part)
     :param overwrite: write even if the destination already holds a complete export (a ``manifest.json``)
+    :param resume: a retry continues from the checkpoint the failed try left (``_checkpoints/`` at the
+        destination, written after each part): it keeps the committed parts and reads only what they do not hold
+        (default). ``False`` starts afresh.
     :param dest_aws_conn_id: the Airflow connection for an S3 destination (default: ``aws_conn_id``)
 
     ``scan_kwargs``, ``max_workers``, ``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config`` and
@@ -97,6 +106,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
         columns: list[str] | None = None,
         overwrite: bool = False,
+        resume: bool = True,
         dest_aws_conn_id: str | None = _UNSET,
         **kwargs: Any,
     ) -> None:
@@ -107,6 +117,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         self.max_file_bytes = max_file_bytes
         self.columns = columns
         self.overwrite = overwrite
+        self.resume = resume
         self.dest_aws_conn_id = self.aws_conn_id if dest_aws_conn_id is _UNSET else dest_aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -122,6 +133,31 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         self.hook.describe_table(self.table_name)  # a missing table fails before anything is written
         exported_segment, exported_total = (self.segment, self.total_segments) if self.segment is not None else (0, 1)
         prefix = segment_prefix(exported_segment, exported_total, table_name=self.table_name)
+        fingerprint = export_fingerprint(
+            table_name=self.table_name,
+            segment=segment,
+            total_segments=total_segments,
+            file_format=self.file_format,
+            compression=compression,
+            columns=self.columns,
+            scan_kwargs=scan_kwargs,
+        )
+        checkpoint = read_checkpoint(destination, prefix, fingerprint) if self.resume else None
+        if segment is None:
+            scan_total = checkpoint.total_segments if checkpoint else self.planned_total_segments(total_segments)
+            scan_segments = list(range(scan_total or 1))
+        else:
+            scan_total, scan_segments = total_segments, [segment]
+        start_keys = checkpoint.start_keys(scan_segments) if checkpoint else None
+        if checkpoint is not None:
+            self.log.info(
+                "Resuming the export of table %s from its checkpoint: %s part(s) kept, %s segment(s) left to read",
+                self.table_name,
+                len(checkpoint.parts),
+                len(start_keys or {}),
+            )
+        else:
+            checkpoint = ExportCheckpoint(prefix=prefix, fingerprint=fingerprint, total_segments=scan_total)
         started_at = _now()
         self.log.info(
             "Exporting table %s (segment %s of %s) to %s/%s as %s",
@@ -134,7 +170,11 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         )
         written = export_pages(
             self.read_pages(
-                segment, total_segments, scan_kwargs, deserialize=not needs_attribute_values(self.file_format)
+                segment,
+                scan_total,
+                scan_kwargs,
+                deserialize=not needs_attribute_values(self.file_format),
+                start_keys=start_keys,
             ),
             destination,
             file_format=self.file_format,
@@ -142,7 +182,9 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             prefix=prefix,
             max_file_bytes=self.max_file_bytes,
             columns=self.columns,
+            checkpoint=checkpoint,
         )
+        delete_checkpoint(destination, prefix)
         self.log.info(
             "Exported %s items (%s bytes, %s parts) of table %s segment %s of %s",
             written["items"],

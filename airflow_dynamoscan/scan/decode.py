@@ -100,6 +100,24 @@ def wire_item_to_client_item(item: dict[str, dict[str, Any]]) -> dict[str, dict[
     return {name: _wire_value_to_client(value) for name, value in item.items()}
 
 
+def _client_value_to_wire(attribute_value: dict[str, Any]) -> dict[str, Any]:
+    for tag, value in attribute_value.items():
+        if tag == "M":
+            return {"M": {name: _client_value_to_wire(nested) for name, nested in value.items()}}
+        if tag == "L":
+            return {"L": [_client_value_to_wire(nested) for nested in value]}
+        if tag == "B":
+            return {"B": base64.b64encode(bytes(value)).decode("ascii")}
+        if tag == "BS":
+            return {"BS": [base64.b64encode(bytes(blob)).decode("ascii") for blob in value]}
+    return attribute_value
+
+
+def client_item_to_wire_item(item: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Return a client-shape item (``B`` as bytes) in the wire shape (``B`` as base64 text), e.g. to store as JSON."""
+    return {name: _client_value_to_wire(value) for name, value in item.items()}
+
+
 def _read_fast(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
     # Errors keep botocore's own parsing, so its exceptions, retries and error codes stay as they are.
     if response_dict.get("status_code", 500) >= 300:

@@ -1,0 +1,159 @@
+"""
+Checkpoints of an export in progress, so that a retried task continues where the failed one stopped.
+
+After each part is committed, the exporter writes ``_checkpoints/{prefix}.json`` at the destination: the parts
+committed so far and, for every scan segment, the ``LastEvaluatedKey`` of the last page those parts hold (or that
+the segment is done). A retry that finds a checkpoint of the same export (same table, format, compression,
+columns, scan keywords and segment count) keeps those parts, deletes anything else under the prefix, and resumes
+each segment from its key: the export still holds every item exactly once, and the retry re-reads at most the
+pages of the part that was being written when the task failed. The checkpoint is deleted when the export ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_dynamoscan.export.destinations import Destination
+from airflow_dynamoscan.scan.decode import client_item_to_wire_item, wire_item_to_client_item
+
+log = logging.getLogger(__name__)
+
+#: The folder of the checkpoints, at the destination root.
+CHECKPOINT_FOLDER = "_checkpoints"
+
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+def checkpoint_path(prefix: str) -> str:
+    """The checkpoint of the parts under ``prefix``: ``_checkpoints/segment-00003-of-00016.json``."""
+    return f"{CHECKPOINT_FOLDER}/{prefix.strip('/').replace('/', '__')}.json"
+
+
+def export_fingerprint(**identity: Any) -> str:
+    """A digest of what makes two export attempts the same export (table, format, scan keywords, ...)."""
+    text = json.dumps(identity, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class SegmentProgress:
+    """
+    How far the committed parts reach in one scan segment.
+
+    :param last_evaluated_key: where to resume (client shape), ``None`` with ``done`` or before the first page
+    :param done: the segment's last page is in a committed part
+    """
+
+    last_evaluated_key: dict[str, Any] | None = None
+    done: bool = False
+
+
+@dataclass
+class ExportCheckpoint:
+    """
+    The state of one export prefix: its committed parts and, per scan segment, how far they reach.
+
+    :param prefix: the parts' folder under the destination
+    :param fingerprint: :func:`export_fingerprint` of the export; a checkpoint of another export is ignored
+    :param scan_segments: the scan's segment numbers and their progress
+    :param total_segments: the scan's segment count (``None`` for a serial scan)
+    :param parts: the committed parts, as :func:`~airflow_dynamoscan.export.exporter.export_pages` reports them
+    """
+
+    prefix: str
+    fingerprint: str
+    total_segments: int | None
+    scan_segments: dict[int, SegmentProgress] = field(default_factory=dict)
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+    def start_keys(self, segments: list[int]) -> dict[int, dict[str, Any] | None]:
+        """The segments of ``segments`` still to read, each with the key to resume from (``None``: its start)."""
+        start: dict[int, dict[str, Any] | None] = {}
+        for segment in segments:
+            progress = self.scan_segments.get(segment)
+            if progress is None:
+                start[segment] = None
+            elif not progress.done:
+                start[segment] = progress.last_evaluated_key
+        return start
+
+    def record_page(self, segment: int | None, last_evaluated_key: dict[str, Any] | None) -> None:
+        """Note that a page of ``segment`` ending at ``last_evaluated_key`` has been written."""
+        self.scan_segments[segment or 0] = SegmentProgress(last_evaluated_key, done=last_evaluated_key is None)
+
+    def to_json(self) -> bytes:
+        document = {
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "prefix": self.prefix,
+            "fingerprint": self.fingerprint,
+            "total_segments": self.total_segments,
+            "parts": self.parts,
+            "segments": {
+                str(segment): {
+                    "last_evaluated_key": None
+                    if progress.last_evaluated_key is None
+                    else client_item_to_wire_item(progress.last_evaluated_key),
+                    "done": progress.done,
+                }
+                for segment, progress in sorted(self.scan_segments.items())
+            },
+            "updated_at": datetime.now(timezone.utc).isoformat(),
+        }
+        return json.dumps(document, indent=1).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ExportCheckpoint:
+        document = json.loads(data)
+        if document.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+            raise ValueError(f"unknown checkpoint format_version {document.get('format_version')!r}")
+        return cls(
+            prefix=document["prefix"],
+            fingerprint=document["fingerprint"],
+            total_segments=document["total_segments"],
+            parts=list(document["parts"]),
+            scan_segments={
+                int(segment): SegmentProgress(
+                    None
+                    if state["last_evaluated_key"] is None
+                    else wire_item_to_client_item(state["last_evaluated_key"]),
+                    bool(state["done"]),
+                )
+                for segment, state in document["segments"].items()
+            },
+        )
+
+
+def read_checkpoint(destination: Destination, prefix: str, fingerprint: str) -> ExportCheckpoint | None:
+    """
+    Return the checkpoint of the export ``fingerprint`` under ``prefix``, or ``None``.
+
+    A checkpoint of another export (another table, format or filter at the same destination), or one that cannot
+    be read, is ignored with a warning: the export then starts afresh, which is always correct.
+    """
+    path = checkpoint_path(prefix)
+    if not destination.exists(path):
+        return None
+    try:
+        checkpoint = ExportCheckpoint.from_json(destination.read_bytes(path))
+    except (ValueError, KeyError, TypeError) as error:
+        log.warning("Ignoring the unreadable checkpoint %s: %s", destination.child_uri(path), error)
+        return None
+    if checkpoint.fingerprint != fingerprint or checkpoint.prefix != prefix.strip("/"):
+        log.warning("Ignoring the checkpoint %s: it belongs to another export", destination.child_uri(path))
+        return None
+    return checkpoint
+
+
+def write_checkpoint(destination: Destination, checkpoint: ExportCheckpoint) -> None:
+    """Write ``checkpoint`` atomically (a reader sees the previous one or this one, never half of it)."""
+    destination.write_bytes(checkpoint_path(checkpoint.prefix), checkpoint.to_json())
+
+
+def delete_checkpoint(destination: Destination, prefix: str) -> None:
+    """Delete the checkpoint of ``prefix``, if any."""
+    destination.delete([checkpoint_path(prefix)])
