@@ -37,3 +37,7 @@ class BatchWriteError(DynamoScanError):
 
 class TransformError(DynamoScanError):
     """A transform raised, returned something other than a dict or None, or changed a key where not allowed."""
+
+
+class RetriesExhaustedError(DynamoScanError):
+    """A request kept being throttled or failing transiently until every retry was spent; the last error is chained."""

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
+from airflow_dynamoscan.exceptions import DynamoScanError
 from airflow_dynamoscan.scan.decode import install_fast_decoding
+from airflow_dynamoscan.scan.pacing import (
+    ReadCapacityPacer,
+    read_capacity_budget,
+    validate_max_read_capacity_units,
+    validate_read_capacity_fraction,
+)
+from airflow_dynamoscan.scan.progress import DEFAULT_PROGRESS_INTERVAL, ScanStats, validate_progress_interval
+from airflow_dynamoscan.scan.retry import RetryPolicy, resolve_retry_policy
 from airflow_dynamoscan.scan.scanner import (
     DEFAULT_MAX_WORKERS,
+    ScanControl,
     ScanPage,
     call_dynamodb,
     count_items,
@@ -24,6 +36,7 @@ from airflow_dynamoscan.scan.segments import (
     MAX_TOTAL_SEGMENTS,
     plan_segment_count,
     validate_max_workers,
+    validate_segment,
 )
 
 
@@ -40,23 +53,82 @@ class DynamoDBScanHook(AwsBaseHook):
     the page size, ``ReturnConsumedCapacity``). ``TableName``, ``Segment``, ``TotalSegments`` and
     ``ExclusiveStartKey`` are set by the hook and refused if passed.
 
+    **Retries.** Every request of the hook (Scan, DescribeTable) that DynamoDB throttles
+    (``ProvisionedThroughputExceededException``, ``ThrottlingException``, ``RequestLimitExceeded``), that fails on
+    the server (``InternalServerError``, HTTP 5xx) or whose connection fails (reset, closed, read timeout) is sent
+    again, the very same request (a Scan with the same ``ExclusiveStartKey``), after a pause of exponential
+    backoff with full jitter, per segment, up to ``max_attempts`` requests in all; a page is yielded only once its
+    request succeeded, so nothing is lost or read twice. Each retry is logged at WARNING (table, segment, error code,
+    attempt, pause) and counted. This layer replaces botocore's: the hook's client is made with botocore retries
+    off (``retries={"mode": "standard", "total_max_attempts": 1}``), so that one policy, which knows the table and
+    segment, decides, logs and counts every retry, and the attempts of two layers do not multiply. If the botocore
+    config (``config``, or ``config_kwargs`` in the connection's extra) sets ``retries`` itself, that setting is
+    kept: botocore retries first, this layer retries what botocore gave up on, and botocore's retries are counted
+    too (``ResponseMetadata.RetryAttempts``). ``AWS_RETRY_MODE``/``AWS_MAX_ATTEMPTS`` do not apply to this client.
+    :meth:`get_conn` keeps botocore's defaults for other uses.
+
+    **Read-capacity budget.** With ``read_capacity_fraction`` and/or ``max_read_capacity_units``, a scan uses at
+    most the smaller of ``read_capacity_fraction`` times the table's read capacity (provisioned:
+    ``ReadCapacityUnits``; on-demand: ``OnDemandThroughput.MaxReadRequestUnits``; of the index for a scan of a
+    global secondary index) and ``max_read_capacity_units``, in RCU per second; an on-demand table without such a
+    maximum has no capacity to take a share of, so there ``max_read_capacity_units`` is the budget and must be
+    given with a fraction (else ``InvalidScanArgumentError``). The budget is for the whole scan:
+    a scan of one segment of ``total_segments`` (one mapped task) gets ``1/total_segments`` of it, so the mapped
+    tasks together stay within it, and a parallel scan of all segments in one task gets all of it, shared by its
+    threads. Requests then ask for ``ReturnConsumedCapacity="TOTAL"`` and get a ``Limit`` (never above the
+    caller's) sized to cost about a quarter of a second of budget; the end of each scan logs the RCU/s achieved.
+
+    **Progress.** Every ``progress_interval`` seconds a scan logs its items, pages, items/s, consumed RCU/s (when
+    known) and, when DescribeTable's ``ItemCount`` is above 0, an estimated percentage; the table is described for
+    that only when the first line is due. Pass ``stats=ScanStats()`` to a scan method to read its counters
+    (pages, items, retries, consumed capacity) afterwards.
+
     :param fast_decoding: read Scan responses with ``orjson`` and decode them in one pass (default), instead of
         botocore's generic parser followed by a deserializer. Both give the same items; the fast path is several
-        times quicker. Requests, signing, retries and errors are botocore's either way.
+        times quicker. Requests, signing and errors are botocore's either way.
+    :param retry_policy: how often and after which pauses a failed request is sent again (default:
+        ``RetryPolicy()``, 10 attempts, pauses up to 0.1 s doubling to at most 20 s)
+    :param max_attempts: shorthand for ``retry_policy=RetryPolicy(max_attempts=...)``; give one or the other
+    :param read_capacity_fraction: share of the table's read capacity a scan may use, ``0 < f <= 1`` (e.g.
+        ``0.25``); ``None``: no share
+    :param max_read_capacity_units: the most read capacity units per second a whole scan may use; required with
+        ``read_capacity_fraction`` for an on-demand table without a maximum read throughput
+    :param progress_interval: seconds between progress lines of a scan (default 30); ``None`` or 0 for none
+    :raises InvalidScanArgumentError: a parameter out of range, or both ``retry_policy`` and ``max_attempts``.
 
     Additional arguments (``aws_conn_id``, ``region_name``, ``verify``, ``config``) are passed to
     :class:`~airflow.providers.amazon.aws.hooks.base_aws.AwsBaseHook`.
     """
 
-    def __init__(self, *args: Any, fast_decoding: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        fast_decoding: bool = True,
+        retry_policy: RetryPolicy | None = None,
+        max_attempts: int | None = None,
+        read_capacity_fraction: float | None = None,
+        max_read_capacity_units: float | None = None,
+        progress_interval: float | None = DEFAULT_PROGRESS_INTERVAL,
+        **kwargs: Any,
+    ) -> None:
         kwargs["client_type"] = "dynamodb"
         super().__init__(*args, **kwargs)
         self.fast_decoding = fast_decoding
+        self.retry_policy = resolve_retry_policy(retry_policy, max_attempts)
+        self.read_capacity_fraction = validate_read_capacity_fraction(read_capacity_fraction)
+        self.max_read_capacity_units = validate_max_read_capacity_units(max_read_capacity_units)
+        self.progress_interval = validate_progress_interval(progress_interval)
 
     @cached_property
     def client(self) -> Any:
-        """The low-level ``dynamodb`` client this hook scans with (created once, shared by its threads)."""
-        client = self.get_conn()
+        """
+        The low-level ``dynamodb`` client this hook scans with (created once, shared by its threads): botocore
+        retries off unless the botocore config sets ``retries`` (see the class documentation).
+        """
+        config = self.config
+        if getattr(config, "retries", None) is None:
+            config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
+        client = self.get_client_type(region_name=self.region_name, config=config)
         if self.fast_decoding:
             install_fast_decoding(client)
         return client
@@ -67,9 +139,80 @@ class DynamoDBScanHook(AwsBaseHook):
 
         :raises TableNotFoundError: naming the table, the region and the endpoint.
         """
-        response = call_dynamodb(self.client, "describe_table", table_name, {"TableName": table_name})
+        response = call_dynamodb(
+            self.client, "describe_table", table_name, {"TableName": table_name}, retry_policy=self.retry_policy
+        )
         table: dict[str, Any] = response["Table"]
         return table
+
+    def read_capacity_budget(self, table_name: str, *, index_name: str | None = None) -> float | None:
+        """
+        Return the read capacity units per second a whole scan of the table may use, ``None`` for no budget.
+
+        DescribeTable is called only when ``read_capacity_fraction`` is set (see the class documentation).
+
+        :raises InvalidScanArgumentError: a fraction of an on-demand table without a maximum read throughput and
+            no ``max_read_capacity_units``; the message names the table, its billing mode and the parameter.
+        :raises TableNotFoundError: the table does not exist.
+        """
+        if self.read_capacity_fraction is None:
+            return self.max_read_capacity_units
+        return read_capacity_budget(
+            self.describe_table(table_name),
+            read_capacity_fraction=self.read_capacity_fraction,
+            max_read_capacity_units=self.max_read_capacity_units,
+            index_name=index_name,
+        )
+
+    def scan_control(
+        self,
+        table_name: str,
+        *,
+        segments_read: int = 1,
+        total_segments: int = 1,
+        scan_kwargs: Mapping[str, Any] | None = None,
+        stats: ScanStats | None = None,
+    ) -> ScanControl:
+        """
+        Return the retries, pacing and progress reporting of one scan that reads ``segments_read`` of the
+        table's ``total_segments`` segments (a serial scan: 1 of 1), with ``segments_read / total_segments`` of
+        the read-capacity budget.
+
+        :param scan_kwargs: the scan's keywords; ``IndexName`` selects the index whose capacity counts
+        :param stats: counters to update (default: new ones)
+        """
+        index_name = (scan_kwargs or {}).get("IndexName")
+        budget = self.read_capacity_budget(table_name, index_name=index_name if isinstance(index_name, str) else None)
+        share = segments_read / total_segments if total_segments else 1.0
+        pacer = None
+        if budget is not None:
+            pacer = ReadCapacityPacer(budget * share)
+            self.log.info(
+                "Table %s: read capacity budget %.2f RCU/s for the whole scan; this scan reads %s of %s segment(s) "
+                "and may use %.2f RCU/s",
+                table_name,
+                budget,
+                segments_read,
+                total_segments,
+                pacer.units_per_second,
+            )
+
+        def expected_items() -> int | None:
+            try:
+                item_count = int(self.describe_table(table_name).get("ItemCount") or 0)
+            except (ClientError, BotoCoreError, DynamoScanError) as error:
+                # Progress lines are a courtesy: a role without DescribeTable still scans.
+                self.log.debug("Table %s: no ItemCount for progress lines: %s", table_name, type(error).__name__)
+                return None
+            return round(item_count * share) if item_count > 0 else None
+
+        return ScanControl(
+            retry_policy=self.retry_policy,
+            pacer=pacer,
+            stats=stats if stats is not None else ScanStats(),
+            progress_interval=self.progress_interval,
+            expected_items=expected_items if self.progress_interval else None,
+        )
 
     def plan_segments(
         self,
@@ -96,9 +239,16 @@ class DynamoDBScanHook(AwsBaseHook):
         self.log.info("Table %s holds %s bytes: planned %s segment(s)", table_name, size, planned)
         return planned
 
-    def scan(self, table_name: str, *, deserialize: bool = True, **scan_kwargs: Any) -> Iterator[dict[str, Any]]:
-        """Yield every item of the table with a serial scan, page by page, as the pages arrive."""
-        return scan_items(self.client, table_name, deserialize=deserialize, scan_kwargs=scan_kwargs)
+    def scan(
+        self, table_name: str, *, deserialize: bool = True, stats: ScanStats | None = None, **scan_kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Yield every item of the table with a serial scan, page by page, as the pages arrive.
+
+        :param stats: counters the scan updates (pages, items, retries, consumed capacity)
+        """
+        control = self.scan_control(table_name, scan_kwargs=scan_kwargs, stats=stats)
+        return scan_items(self.client, table_name, deserialize=deserialize, scan_kwargs=scan_kwargs, control=control)
 
     def parallel_scan(
         self,
@@ -108,6 +258,7 @@ class DynamoDBScanHook(AwsBaseHook):
         max_workers: int | None = None,
         deserialize: bool = True,
         max_pages_in_flight: int | None = None,
+        stats: ScanStats | None = None,
         **scan_kwargs: Any,
     ) -> Iterator[dict[str, Any]]:
         """
@@ -118,6 +269,7 @@ class DynamoDBScanHook(AwsBaseHook):
         :param max_workers: threads (default: ``min(8, total_segments)``)
         :param max_pages_in_flight: pages waiting for the caller at most (default: ``max_workers``); each worker
             holds one more, so memory stays bounded whatever the table size
+        :param stats: counters the scan updates (pages, items, retries, consumed capacity)
         :raises InvalidScanArgumentError: bad ``total_segments``/``max_workers`` or a hook-owned scan keyword.
         :raises TableNotFoundError: the table does not exist.
 
@@ -127,6 +279,7 @@ class DynamoDBScanHook(AwsBaseHook):
             validate_max_workers(max_workers, table_name)
         if total_segments is None:
             total_segments = self.plan_segments(table_name, min_segments=max_workers or DEFAULT_MAX_WORKERS)
+        control = self._whole_table_control(table_name, total_segments, scan_kwargs, stats)
         return parallel_scan_items(
             self.client,
             table_name,
@@ -135,16 +288,52 @@ class DynamoDBScanHook(AwsBaseHook):
             deserialize=deserialize,
             scan_kwargs=scan_kwargs,
             max_pages_in_flight=max_pages_in_flight,
+            control=control,
+        )
+
+    def _whole_table_control(
+        self, table_name: str, total_segments: object, scan_kwargs: Mapping[str, Any], stats: ScanStats | None
+    ) -> ScanControl:
+        # One task reads every segment (or resumes them): it has the whole budget, whatever the segment count.
+        segments = total_segments if isinstance(total_segments, int) and total_segments > 0 else 1
+        return self.scan_control(
+            table_name, segments_read=segments, total_segments=segments, scan_kwargs=scan_kwargs, stats=stats
+        )
+
+    def _segment_control(
+        self,
+        table_name: str,
+        segment: int | None,
+        total_segments: int | None,
+        scan_kwargs: Mapping[str, Any],
+        stats: ScanStats | None,
+    ) -> ScanControl:
+        if segment is None or not isinstance(total_segments, int) or total_segments < 1:
+            # A serial scan reads the table's one segment; bad segment arguments are refused by the scanner.
+            return self.scan_control(table_name, scan_kwargs=scan_kwargs, stats=stats)
+        return self.scan_control(
+            table_name, segments_read=1, total_segments=total_segments, scan_kwargs=scan_kwargs, stats=stats
         )
 
     def scan_segment(
-        self, table_name: str, segment: int, total_segments: int, *, deserialize: bool = True, **scan_kwargs: Any
+        self,
+        table_name: str,
+        segment: int,
+        total_segments: int,
+        *,
+        deserialize: bool = True,
+        stats: ScanStats | None = None,
+        **scan_kwargs: Any,
     ) -> Iterator[dict[str, Any]]:
         """
-        Yield the items of one segment (``0 <= segment < total_segments``), e.g. in one mapped task.
+        Yield the items of one segment (``0 <= segment < total_segments``), e.g. in one mapped task, with
+        ``1/total_segments`` of the read-capacity budget.
 
+        :param stats: counters the scan updates (pages, items, retries, consumed capacity)
         :raises InvalidScanArgumentError: ``segment`` or ``total_segments`` out of range.
         """
+        validate_segment(segment, total_segments, table_name)
+        control = self._segment_control(table_name, segment, total_segments, scan_kwargs, stats)
         return scan_items(
             self.client,
             table_name,
@@ -152,6 +341,7 @@ class DynamoDBScanHook(AwsBaseHook):
             total_segments=total_segments,
             deserialize=deserialize,
             scan_kwargs=scan_kwargs,
+            control=control,
         )
 
     def scan_segment_pages(
@@ -162,9 +352,17 @@ class DynamoDBScanHook(AwsBaseHook):
         *,
         deserialize: bool = True,
         exclusive_start_key: dict[str, Any] | None = None,
+        stats: ScanStats | None = None,
         **scan_kwargs: Any,
     ) -> Iterator[ScanPage]:
-        """Yield the pages of one segment (or of a serial scan with ``None``), with each page's ``LastEvaluatedKey``."""
+        """
+        Yield the pages of one segment (or of a serial scan with ``None``), with each page's ``LastEvaluatedKey``.
+
+        :param stats: counters the scan updates (pages, items, retries, consumed capacity)
+        """
+        if segment is not None or total_segments is not None:
+            validate_segment(segment, total_segments, table_name)
+        control = self._segment_control(table_name, segment, total_segments, scan_kwargs, stats)
         return scan_pages(
             self.client,
             table_name,
@@ -173,6 +371,7 @@ class DynamoDBScanHook(AwsBaseHook):
             deserialize=deserialize,
             exclusive_start_key=exclusive_start_key,
             scan_kwargs=scan_kwargs,
+            control=control,
         )
 
     def parallel_scan_pages(
@@ -184,13 +383,17 @@ class DynamoDBScanHook(AwsBaseHook):
         deserialize: bool = True,
         max_pages_in_flight: int | None = None,
         start_keys: dict[int, dict[str, Any] | None] | None = None,
+        stats: ScanStats | None = None,
         **scan_kwargs: Any,
     ) -> Iterator[ScanPage]:
         """
         Yield the pages of a parallel scan, each naming its segment and ``LastEvaluatedKey`` (see
         :meth:`parallel_scan`). ``start_keys`` resumes a scan: only the segments it names are read, each from its
-        key (``None``: from its start).
+        key (``None``: from its start); the task keeps the whole read-capacity budget.
+
+        :param stats: counters the scan updates (pages, items, retries, consumed capacity)
         """
+        control = self._whole_table_control(table_name, total_segments, scan_kwargs, stats)
         return parallel_scan_pages(
             self.client,
             table_name,
@@ -200,15 +403,30 @@ class DynamoDBScanHook(AwsBaseHook):
             scan_kwargs=scan_kwargs,
             max_pages_in_flight=max_pages_in_flight,
             start_keys=start_keys,
+            control=control,
         )
 
     def count(
-        self, table_name: str, *, total_segments: int = 1, max_workers: int | None = None, **scan_kwargs: Any
+        self,
+        table_name: str,
+        *,
+        total_segments: int = 1,
+        max_workers: int | None = None,
+        stats: ScanStats | None = None,
+        **scan_kwargs: Any,
     ) -> int:
         """
         Return how many items match (``Select='COUNT'``; a ``FilterExpression`` is honoured), in parallel when
-        ``total_segments > 1``.
+        ``total_segments > 1``. A count reads the whole table, and costs the same read capacity as a scan.
+
+        :param stats: counters the scan updates (pages, items, retries, consumed capacity)
         """
+        control = self._whole_table_control(table_name, total_segments, scan_kwargs, stats)
         return count_items(
-            self.client, table_name, total_segments=total_segments, max_workers=max_workers, scan_kwargs=scan_kwargs
+            self.client,
+            table_name,
+            total_segments=total_segments,
+            max_workers=max_workers,
+            scan_kwargs=scan_kwargs,
+            control=control,
         )

@@ -10,7 +10,10 @@ from airflow.sdk import BaseOperator
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
-from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage, check_scan_kwargs
+from airflow_dynamoscan.scan.pacing import validate_max_read_capacity_units, validate_read_capacity_fraction
+from airflow_dynamoscan.scan.progress import DEFAULT_PROGRESS_INTERVAL, ScanStats, validate_progress_interval
+from airflow_dynamoscan.scan.retry import RetryPolicy, resolve_retry_policy
+from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage, check_item_select, check_scan_kwargs
 from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segment, validate_total_segments
 
 
@@ -33,6 +36,18 @@ class DynamoDBScanBaseOperator(BaseOperator):
     :param verify: whether to verify SSL certificates, or a CA bundle path; default: the connection's
     :param botocore_config: a dict of ``botocore.config.Config`` options, e.g. ``{"retries": {"max_attempts": 10}}``
     :param fast_decoding: read Scan responses with the fast decoder (default) rather than botocore's parser
+    :param request_retry_policy: how often and after which pauses a throttled or failed DynamoDB request is sent
+        again, an :class:`~airflow_dynamoscan.scan.retry.RetryPolicy` (default ``RetryPolicy()``: 10 attempts,
+        exponential backoff with full jitter); see :class:`~airflow_dynamoscan.hooks.dynamodb_scan.DynamoDBScanHook`
+        for how it combines with botocore's. Not to be confused with Airflow's own ``retry_policy`` and
+        ``retries``, which decide about the whole task.
+    :param request_max_attempts: shorthand for ``request_retry_policy=RetryPolicy(max_attempts=...)``; give one or
+        the other
+    :param read_capacity_fraction: share of the table's read capacity the whole scan may use, ``0 < f <= 1``
+        (e.g. ``0.25``); a task reading one of ``total_segments`` segments uses ``1/total_segments`` of it
+    :param max_read_capacity_units: the most read capacity units per second the whole scan may use; required with
+        ``read_capacity_fraction`` for an on-demand table without a maximum read throughput
+    :param progress_interval: seconds between progress lines in the task log (default 30); ``None`` or 0 for none
     """
 
     aws_template_fields: Sequence[str] = ("aws_conn_id", "region_name", "verify", "botocore_config")
@@ -50,6 +65,11 @@ class DynamoDBScanBaseOperator(BaseOperator):
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
         fast_decoding: bool = True,
+        request_retry_policy: RetryPolicy | None = None,
+        request_max_attempts: int | None = None,
+        read_capacity_fraction: float | None = None,
+        max_read_capacity_units: float | None = None,
+        progress_interval: float | None = DEFAULT_PROGRESS_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -63,6 +83,16 @@ class DynamoDBScanBaseOperator(BaseOperator):
         self.verify = verify
         self.botocore_config = botocore_config
         self.fast_decoding = fast_decoding
+        # Checked here too, so a DAG with an impossible value fails when it is parsed, not when the task runs.
+        resolve_retry_policy(
+            request_retry_policy, request_max_attempts, names=("request_retry_policy", "request_max_attempts")
+        )
+        self.request_retry_policy = request_retry_policy
+        self.request_max_attempts = request_max_attempts
+        self.read_capacity_fraction = validate_read_capacity_fraction(read_capacity_fraction, table_name)
+        self.max_read_capacity_units = validate_max_read_capacity_units(max_read_capacity_units, table_name)
+        self.progress_interval = validate_progress_interval(progress_interval)
+        self.scan_stats: ScanStats | None = None
 
     @cached_property
     def hook(self) -> DynamoDBScanHook:
@@ -73,6 +103,11 @@ class DynamoDBScanBaseOperator(BaseOperator):
             verify=self.verify,
             config=self.botocore_config,
             fast_decoding=self.fast_decoding,
+            retry_policy=self.request_retry_policy,
+            max_attempts=self.request_max_attempts,
+            read_capacity_fraction=self.read_capacity_fraction,
+            max_read_capacity_units=self.max_read_capacity_units,
+            progress_interval=self.progress_interval,
         )
 
     def validated_segment(self) -> tuple[int | None, int | None]:
@@ -105,7 +140,9 @@ class DynamoDBScanBaseOperator(BaseOperator):
                 f"Table {self.table_name!r}: scan_kwargs must be a dict of Scan keywords; "
                 f"got a {type(self.scan_kwargs).__name__}."
             )
-        return check_scan_kwargs(self.table_name, self.scan_kwargs)
+        scan_kwargs = check_scan_kwargs(self.table_name, self.scan_kwargs)
+        check_item_select(self.table_name, scan_kwargs)
+        return scan_kwargs
 
     def planned_total_segments(self, total_segments: int | None) -> int:
         """``total_segments``, or for ``None`` a count planned from the table's size (at least ``max_workers``)."""
@@ -127,7 +164,10 @@ class DynamoDBScanBaseOperator(BaseOperator):
 
         :param start_keys: resume: the segments still to read, each from its key (``None``: from its start); a
             segment left out is done. ``None`` reads everything.
+
+        The scan's counters (retries, consumed capacity...) go to :attr:`scan_stats`; see :meth:`scan_statistics`.
         """
+        self.scan_stats = ScanStats()
         if segment is not None:
             if start_keys is not None and segment not in start_keys:
                 return iter(())
@@ -137,6 +177,7 @@ class DynamoDBScanBaseOperator(BaseOperator):
                 total_segments,
                 deserialize=deserialize,
                 exclusive_start_key=None if start_keys is None else start_keys[segment],
+                stats=self.scan_stats,
                 **scan_kwargs,
             )
         total_segments = self.planned_total_segments(total_segments)
@@ -147,5 +188,20 @@ class DynamoDBScanBaseOperator(BaseOperator):
             max_workers=self.max_workers,
             deserialize=deserialize,
             start_keys=start_keys,
+            stats=self.scan_stats,
             **scan_kwargs,
         )
+
+    def scan_statistics(self, *, extra_retries: int = 0) -> dict[str, Any]:
+        """
+        Return the ``retries`` and ``consumed_read_capacity`` of this task's scan, for its XCom result.
+
+        ``retries``: requests sent again after throttling or a transient error (plus ``extra_retries``, e.g. those
+        of the task's writes); ``consumed_read_capacity``: read capacity units the scan consumed, ``None`` unless
+        the responses reported it (a read-capacity budget, or ``ReturnConsumedCapacity`` in ``scan_kwargs``).
+        """
+        stats = self.scan_stats
+        return {
+            "retries": (stats.retries if stats is not None else 0) + extra_retries,
+            "consumed_read_capacity": stats.consumed_read_capacity if stats is not None else None,
+        }

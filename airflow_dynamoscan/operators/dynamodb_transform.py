@@ -64,8 +64,10 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
     :param botocore_config: Configuration dictionary (key-values) for botocore client. See:
         https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
     :return: (XCom) ``table_name``, ``target_table_name``, ``segment``, ``total_segments`` (both ``None`` for the
-        whole table), ``scanned``, ``written``, ``unchanged``, ``skipped``, ``key_changed`` and ``dry_run``; a dry
-        run also has ``would_write`` (and ``written`` 0).
+        whole table), ``scanned``, ``written``, ``unchanged``, ``skipped``, ``key_changed``, ``dry_run``,
+        ``retries`` (reads and writes sent again after throttling or transient errors) and
+        ``consumed_read_capacity`` (RCU, ``None`` when not known); a dry run also has ``would_write`` (and
+        ``written`` 0).
     """
 
     template_fields: Sequence[str] = (
@@ -138,6 +140,7 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
                         target_table_name,
                         target_key_names,
                         threads=self.max_workers or DEFAULT_MAX_WORKERS,
+                        retry_policy=self.hook.retry_policy,
                     )
                 )
             )
@@ -177,6 +180,7 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
             "skipped": counts.skipped,
             "key_changed": counts.key_changed,
             "dry_run": self.is_dry_run,
+            **self.scan_statistics(extra_retries=writer.retries if writer is not None else 0),
         }
         if self.is_dry_run:
             result["would_write"] = counts.to_write

@@ -1,10 +1,17 @@
-"""The scan engine: segment planning, page and item iterators, decoding, batch writes, transforms. No Airflow."""
+"""
+The scan engine: segment planning, page and item iterators, decoding, batch writes, transforms, retries,
+read-capacity pacing and progress. No Airflow.
+"""
 
 from __future__ import annotations
 
 from airflow_dynamoscan.scan.decode import deserialize_attribute_value, deserialize_item, install_fast_decoding
+from airflow_dynamoscan.scan.pacing import ReadCapacityPacer, TokenBucket, read_capacity_budget
+from airflow_dynamoscan.scan.progress import ScanProgress, ScanStats, ScanStatsSnapshot
+from airflow_dynamoscan.scan.retry import RetryPolicy, call_with_retries, retryable_error_code
 from airflow_dynamoscan.scan.scanner import (
     HOOK_OWNED_SCAN_KEYWORDS,
+    ScanControl,
     ScanPage,
     count_items,
     parallel_scan_items,
@@ -29,8 +36,16 @@ __all__ = [
     "MAX_BATCH_SIZE",
     "MAX_TOTAL_SEGMENTS",
     "BatchWriter",
+    "ReadCapacityPacer",
+    "RetryPolicy",
+    "ScanControl",
     "ScanPage",
+    "ScanProgress",
+    "ScanStats",
+    "ScanStatsSnapshot",
+    "TokenBucket",
     "TransformCounts",
+    "call_with_retries",
     "count_items",
     "describe_key",
     "deserialize_attribute_value",
@@ -40,6 +55,8 @@ __all__ = [
     "parallel_scan_items",
     "parallel_scan_pages",
     "plan_segment_count",
+    "read_capacity_budget",
+    "retryable_error_code",
     "scan_items",
     "scan_pages",
     "serialize_item",

@@ -3,15 +3,21 @@ Serial, parallel and single-segment scans over a botocore DynamoDB client.
 
 Every function here takes a low-level ``dynamodb`` client and reads pages by following
 ``LastEvaluatedKey`` until DynamoDB returns none, so each item of a segment is read exactly once.
+
+A :class:`ScanControl` adds what a long scan needs: throttled and failed requests sent again (the same request,
+same ``ExclusiveStartKey``; a page is yielded only once its request succeeded), a read-capacity budget, counters,
+and progress lines in the log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
-from collections.abc import Generator, Iterator, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +29,9 @@ from airflow_dynamoscan.scan.decode import (
     deserialize_wire_item,
     wire_item_to_client_item,
 )
+from airflow_dynamoscan.scan.pacing import ReadCapacityPacer
+from airflow_dynamoscan.scan.progress import ScanProgress, ScanStats
+from airflow_dynamoscan.scan.retry import RetryPolicy, call_with_retries
 from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segment, validate_total_segments
 
 log = logging.getLogger(__name__)
@@ -59,6 +68,72 @@ class ScanPage:
     consumed_capacity: float | None = None
 
 
+@dataclass
+class ScanControl:
+    """
+    How one scan retries, paces and reports itself. Give each scan its own (its counters are the scan's, and a
+    pacer's budget is meant for one task).
+
+    :param retry_policy: throttled and transient failures are sent again under this policy; ``None``: only the
+        client's own retries apply
+    :param pacer: keeps the scan within a read-capacity budget; ``None``: as fast as DynamoDB answers. With a
+        pacer, requests ask for ``ReturnConsumedCapacity="TOTAL"`` (``"INDEXES"`` is kept) and get a ``Limit``
+        (never above the caller's)
+    :param stats: counters the scan updates: pages, items, retries, consumed capacity
+    :param progress_interval: seconds between progress lines in the log; ``None`` or 0 for none (the end of a scan
+        is logged anyway)
+    :param expected_items: returns about how many items the scan reads, for a percentage in progress lines, or
+        ``None``; called at most once, when the first line is due
+    """
+
+    retry_policy: RetryPolicy | None = None
+    pacer: ReadCapacityPacer | None = None
+    stats: ScanStats = field(default_factory=ScanStats)
+    progress_interval: float | None = None
+    expected_items: Callable[[], int | None] | None = None
+
+
+class _ScanStopped(Exception):
+    """Raised in a worker's pause when the parallel scan it belongs to is closed."""
+
+
+@dataclass(frozen=True)
+class _ScanRun:
+    control: ScanControl
+    progress: ScanProgress
+    sleep: Callable[[float], None] = time.sleep
+
+
+def _start_run(control: ScanControl | None, table_name: str, scope: str) -> _ScanRun:
+    control = control if control is not None else ScanControl()
+    progress = ScanProgress(
+        control.stats,
+        table_name=table_name,
+        scope=scope,
+        interval=control.progress_interval,
+        expected_items=control.expected_items,
+        read_capacity_budget=control.pacer.units_per_second if control.pacer is not None else None,
+    )
+    return _ScanRun(control, progress)
+
+
+def _apply_control(request: dict[str, Any], control: ScanControl | None) -> None:
+    # The pacer learns what requests cost from ConsumedCapacity; INDEXES reports the total as well.
+    paced = control is not None and control.pacer is not None
+    if paced and request.get("ReturnConsumedCapacity") not in ("TOTAL", "INDEXES"):
+        request["ReturnConsumedCapacity"] = "TOTAL"
+
+
+def _reported(pages: Generator[ScanPage, None, None], run: _ScanRun) -> Generator[ScanPage, None, None]:
+    complete = False
+    try:
+        yield from pages
+        complete = True
+    finally:
+        pages.close()
+        run.progress.finish(complete=complete)
+
+
 def check_scan_kwargs(
     table_name: str, scan_kwargs: Mapping[str, Any] | None, *, owned: frozenset[str] = HOOK_OWNED_SCAN_KEYWORDS
 ) -> dict[str, Any]:
@@ -77,7 +152,8 @@ def check_scan_kwargs(
     return kwargs
 
 
-def _check_item_select(table_name: str, kwargs: Mapping[str, Any]) -> None:
+def check_item_select(table_name: str, kwargs: Mapping[str, Any]) -> None:
+    """:raises InvalidScanArgumentError: ``Select='COUNT'`` given to a scan that must return items."""
     if kwargs.get("Select") == "COUNT":
         raise InvalidScanArgumentError(
             f"Table {table_name!r}: Select='COUNT' returns no items; call count() to count them."
@@ -90,15 +166,47 @@ def describe_client(client: Any) -> str:
     return f"region {getattr(meta, 'region_name', None)!r}, endpoint {getattr(meta, 'endpoint_url', None)!r}"
 
 
-def call_dynamodb(client: Any, operation: str, table_name: str, request: dict[str, Any]) -> dict[str, Any]:
+def api_operation_name(client: Any, operation: str) -> str:
+    """Return the DynamoDB name of a client method, e.g. ``Scan`` for ``scan``, for logs and messages."""
+    mapping = getattr(getattr(client, "meta", None), "method_to_api_mapping", None) or {}
+    return str(mapping.get(operation, operation))
+
+
+def call_dynamodb(
+    client: Any,
+    operation: str,
+    table_name: str,
+    request: dict[str, Any],
+    *,
+    retry_policy: RetryPolicy | None = None,
+    segment: int | None = None,
+    on_retry: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
     """
     Call ``operation`` on ``client``, turning DynamoDB's "no such table" and "invalid request" errors into ours.
 
+    With a ``retry_policy``, the same request is sent again after throttling and transient errors (see
+    :func:`~airflow_dynamoscan.scan.retry.call_with_retries`; ``segment``, ``on_retry`` and ``sleep`` go there).
+
     :raises TableNotFoundError: the table does not exist where the client looks.
     :raises ScanRequestError: DynamoDB answered ValidationException; its message is kept.
+    :raises RetriesExhaustedError: every attempt the retry policy allows failed with a retryable error.
     """
+    method = getattr(client, operation)
     try:
-        response: dict[str, Any] = getattr(client, operation)(**request)
+        if retry_policy is None:
+            response: dict[str, Any] = method(**request)
+        else:
+            response = call_with_retries(
+                lambda: method(**request),
+                retry_policy,
+                table_name=table_name,
+                operation=api_operation_name(client, operation),
+                segment=segment,
+                on_retry=on_retry,
+                sleep=sleep,
+            )
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message", "")
@@ -134,21 +242,29 @@ def scan_pages(
     exclusive_start_key: dict[str, Any] | None = None,
     scan_kwargs: Mapping[str, Any] | None = None,
     owned: frozenset[str] = HOOK_OWNED_SCAN_KEYWORDS,
+    control: ScanControl | None = None,
 ) -> Generator[ScanPage, None, None]:
     """
     Yield the pages of a serial scan (no segment) or of one segment, from ``exclusive_start_key`` if given.
 
+    :param control: retries, read-capacity pacing, counters and progress lines (see :class:`ScanControl`)
     :raises InvalidScanArgumentError: bad segment arguments or a scanner-owned keyword in ``scan_kwargs``.
     :raises TableNotFoundError: the table does not exist.
     :raises ScanRequestError: DynamoDB rejected the request, e.g. an invalid expression.
+    :raises RetriesExhaustedError: a request kept being throttled or failing after every retry.
     """
     request = check_scan_kwargs(table_name, scan_kwargs, owned=owned)
     request["TableName"] = table_name
+    scope = "serial scan"
     if segment is not None or total_segments is not None:
         segment, total_segments = validate_segment(segment, total_segments, table_name)
         request["Segment"] = segment
         request["TotalSegments"] = total_segments
-    return _read_pages(client, table_name, request, segment, total_segments, deserialize, exclusive_start_key)
+        scope = f"segment {segment} of {total_segments}"
+    _apply_control(request, control)
+    run = _start_run(control, table_name, scope)
+    pages = _read_pages(client, table_name, request, segment, total_segments, deserialize, exclusive_start_key, run)
+    return _reported(pages, run)
 
 
 def _read_pages(
@@ -159,21 +275,54 @@ def _read_pages(
     total_segments: int | None,
     deserialize: bool,
     start_key: dict[str, Any] | None,
+    run: _ScanRun,
 ) -> Generator[ScanPage, None, None]:
+    control = run.control
+    pacer = control.pacer
+    user_limit = request.get("Limit")
     while True:
         if start_key is not None:
             request["ExclusiveStartKey"] = start_key
-        response = call_dynamodb(client, "scan", table_name, request)
+        paced = None
+        if pacer is not None:
+            paced = pacer.before_request(user_limit, sleep=run.sleep)
+            if paced.limit is None:
+                request.pop("Limit", None)
+            else:
+                request["Limit"] = paced.limit
+        # A failed attempt sends this same request (same ExclusiveStartKey) again; nothing is yielded before success.
+        response = call_dynamodb(
+            client,
+            "scan",
+            table_name,
+            request,
+            retry_policy=control.retry_policy,
+            segment=segment,
+            on_retry=control.stats.record_retry,
+            sleep=run.sleep,
+        )
         start_key = response.get("LastEvaluatedKey") or None
         capacity = response.get("ConsumedCapacity")
+        consumed = float(capacity["CapacityUnits"]) if capacity else None
+        count = int(response.get("Count", 0))
+        scanned = int(response.get("ScannedCount", 0))
+        if paced is not None and pacer is not None:
+            pacer.after_response(paced, consumed, scanned)
+        control.stats.record_page(
+            items=count,
+            scanned=scanned,
+            consumed_capacity=consumed,
+            client_retries=int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)),
+        )
+        run.progress.page_read()
         yield ScanPage(
             items=_page_items(response, deserialize),
             segment=segment,
             total_segments=total_segments,
             last_evaluated_key=start_key,
-            count=int(response.get("Count", 0)),
-            scanned_count=int(response.get("ScannedCount", 0)),
-            consumed_capacity=float(capacity["CapacityUnits"]) if capacity else None,
+            count=count,
+            scanned_count=scanned,
+            consumed_capacity=consumed,
         )
         if start_key is None:
             return
@@ -187,9 +336,14 @@ def scan_items(
     total_segments: int | None = None,
     deserialize: bool = True,
     scan_kwargs: Mapping[str, Any] | None = None,
+    control: ScanControl | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield the items of a serial scan, or of one segment when ``segment``/``total_segments`` are given."""
-    _check_item_select(table_name, scan_kwargs or {})
+    """
+    Yield the items of a serial scan, or of one segment when ``segment``/``total_segments`` are given.
+
+    :param control: retries, read-capacity pacing, counters and progress lines (see :class:`ScanControl`)
+    """
+    check_item_select(table_name, scan_kwargs or {})
     pages = scan_pages(
         client,
         table_name,
@@ -197,6 +351,7 @@ def scan_items(
         total_segments=total_segments,
         deserialize=deserialize,
         scan_kwargs=scan_kwargs,
+        control=control,
     )
     return _items_of(pages)
 
@@ -232,6 +387,7 @@ def parallel_scan_pages(
     max_pages_in_flight: int | None = None,
     owned: frozenset[str] = HOOK_OWNED_SCAN_KEYWORDS,
     start_keys: Mapping[int, dict[str, Any] | None] | None = None,
+    control: ScanControl | None = None,
 ) -> Generator[ScanPage, None, None]:
     """
     Yield the pages of all ``total_segments`` segments, read by ``max_workers`` threads.
@@ -242,8 +398,11 @@ def parallel_scan_pages(
     Each segment is read by exactly one worker, from its first page to its last. Memory is bounded: at most
     ``max_pages_in_flight`` pages (default: ``max_workers``) wait for the caller, and each worker holds one more.
     The first error of any worker stops the others and is raised to the caller. Closing the generator stops the
-    workers: each finishes at most the request it is in, and all have exited when ``close()`` returns.
+    workers: each finishes at most the request it is in (a pause before a retry, or for the read-capacity budget,
+    ends at once), and all have exited when ``close()`` returns.
 
+    :param control: retries, read-capacity pacing, counters and progress lines, shared by the workers (see
+        :class:`ScanControl`)
     :raises InvalidScanArgumentError: bad ``total_segments``, ``max_workers`` or scan keywords.
     """
     validate_segment(0, total_segments, table_name)
@@ -256,10 +415,18 @@ def parallel_scan_pages(
     )
     workers = max(1, min(workers, len(start_keys)))
     kwargs = check_scan_kwargs(table_name, scan_kwargs, owned=owned)
+    _apply_control(kwargs, control)
     in_flight = workers if max_pages_in_flight is None else validate_max_workers(max_pages_in_flight, table_name)
-    return _run_parallel(
-        client, table_name, total_segments, dict(start_keys), workers, deserialize, kwargs, in_flight, owned
+    scope = (
+        f"{total_segments} segments"
+        if len(start_keys) == total_segments
+        else f"{len(start_keys)} of {total_segments} segments"
     )
+    run = _start_run(control, table_name, scope)
+    pages = _run_parallel(
+        client, table_name, total_segments, dict(start_keys), workers, deserialize, kwargs, in_flight, run
+    )
+    return _reported(pages, run)
 
 
 def _run_parallel(
@@ -271,10 +438,16 @@ def _run_parallel(
     deserialize: bool,
     kwargs: dict[str, Any],
     in_flight: int,
-    owned: frozenset[str],
+    run: _ScanRun,
 ) -> Generator[ScanPage, None, None]:
     pages: queue.Queue[ScanPage | _WorkerDone | _WorkerFailed] = queue.Queue(maxsize=in_flight)
     stop = threading.Event()
+
+    def pause(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise _ScanStopped
+
+    worker_run = dataclasses.replace(run, sleep=pause)
     segment_numbers = iter(sorted(start_keys))
     segment_lock = threading.Lock()
 
@@ -297,15 +470,16 @@ def _run_parallel(
                 segment = next_segment()
                 if segment is None:
                     break
-                for page in scan_pages(
+                request = {**kwargs, "TableName": table_name, "Segment": segment, "TotalSegments": total_segments}
+                for page in _read_pages(
                     client,
                     table_name,
-                    segment=segment,
-                    total_segments=total_segments,
-                    deserialize=deserialize,
-                    exclusive_start_key=start_keys[segment],
-                    scan_kwargs=kwargs,
-                    owned=owned,
+                    request,
+                    segment,
+                    total_segments,
+                    deserialize,
+                    start_keys[segment],
+                    worker_run,
                 ):
                     if not put(page):
                         return
@@ -345,9 +519,10 @@ def parallel_scan_items(
     deserialize: bool = True,
     scan_kwargs: Mapping[str, Any] | None = None,
     max_pages_in_flight: int | None = None,
+    control: ScanControl | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield every item of the table, read by a parallel scan (see :func:`parallel_scan_pages`)."""
-    _check_item_select(table_name, scan_kwargs or {})
+    check_item_select(table_name, scan_kwargs or {})
     pages = parallel_scan_pages(
         client,
         table_name,
@@ -356,6 +531,7 @@ def parallel_scan_items(
         deserialize=deserialize,
         scan_kwargs=scan_kwargs,
         max_pages_in_flight=max_pages_in_flight,
+        control=control,
     )
     return _items_of(pages)
 
@@ -367,11 +543,13 @@ def count_items(
     total_segments: int = 1,
     max_workers: int | None = None,
     scan_kwargs: Mapping[str, Any] | None = None,
+    control: ScanControl | None = None,
 ) -> int:
     """
     Count the items of the table that match the scan keywords (``Select='COUNT'``), in parallel if
     ``total_segments > 1``.
 
+    :param control: retries, read-capacity pacing, counters and progress lines (see :class:`ScanControl`)
     :raises InvalidScanArgumentError: ``Select`` or a scanner-owned keyword passed, or bad segment arguments.
     """
     validate_total_segments(total_segments, table_name)
@@ -379,7 +557,9 @@ def count_items(
     kwargs = check_scan_kwargs(table_name, scan_kwargs, owned=owned)
     kwargs["Select"] = "COUNT"
     if total_segments == 1:
-        pages: Iterator[ScanPage] = scan_pages(client, table_name, scan_kwargs=kwargs, owned=HOOK_OWNED_SCAN_KEYWORDS)
+        pages: Iterator[ScanPage] = scan_pages(
+            client, table_name, scan_kwargs=kwargs, owned=HOOK_OWNED_SCAN_KEYWORDS, control=control
+        )
     else:
         pages = parallel_scan_pages(
             client,
@@ -388,5 +568,6 @@ def count_items(
             max_workers=max_workers,
             scan_kwargs=kwargs,
             owned=HOOK_OWNED_SCAN_KEYWORDS,
+            control=control,
         )
     return sum(page.count for page in pages)

@@ -1,5 +1,5 @@
 """
-Write items to a DynamoDB table with BatchWriteItem: 25 requests at a time, unprocessed ones retried.
+Write items to a DynamoDB table with BatchWriteItem: 25 requests at a time, unprocessed and throttled ones retried.
 
 Items go in as AttributeValue dicts (the low-level client's shape); :func:`serialize_item` makes them from plain
 Python values and names the attribute of any value DynamoDB cannot store. Nothing here imports Airflow.
@@ -23,9 +23,11 @@ from airflow_dynamoscan.exceptions import (
     BatchWriteError,
     InvalidItemError,
     InvalidScanArgumentError,
+    RetriesExhaustedError,
     ScanRequestError,
 )
 from airflow_dynamoscan.scan.decode import deserialize_attribute_value
+from airflow_dynamoscan.scan.retry import RetryPolicy, call_with_retries, retryable_error_code
 from airflow_dynamoscan.scan.scanner import call_dynamodb
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ MAX_BATCH_SIZE = 25
 #: Requests sent for one batch before items still unprocessed are an error.
 DEFAULT_MAX_ATTEMPTS = 10
 
-#: First and largest pause (seconds) before sending unprocessed items again; it doubles per attempt, with jitter.
+#: Longest pause (seconds) before the first retry of a batch; it doubles per attempt, up to ``DEFAULT_MAX_DELAY``.
 DEFAULT_BASE_DELAY = 0.05
 DEFAULT_MAX_DELAY = 5.0
 
@@ -45,6 +47,18 @@ _KEYS_SHOWN = 5
 
 class _EmptySetError(TypeError):
     pass
+
+
+class _UnprocessedItems(Exception):
+    # Unprocessed items are retried like a throttling error: the same pauses, counted against the same attempts.
+    def __init__(self, unprocessed: int, sent: int) -> None:
+        super().__init__(f"UnprocessedItems ({unprocessed} of {sent} items)")
+
+
+def _retryable_write_error(error: BaseException) -> str | None:
+    if isinstance(error, _UnprocessedItems):
+        return str(error)
+    return retryable_error_code(error)
 
 
 class _ItemSerializer(TypeSerializer):
@@ -153,8 +167,11 @@ class BatchWriter:
     Put and delete items in one table with BatchWriteItem, at most 25 per request, from ``threads`` threads.
 
     Requests are buffered and sent 25 at a time; a request for a key already in the buffer sends the buffer first,
-    as DynamoDB refuses a batch naming a key twice. ``UnprocessedItems`` are sent again after a pause that doubles
-    per attempt (``base_delay`` up to ``max_delay``, each times a random factor from 0.5 to 1); items still
+    as DynamoDB refuses a batch naming a key twice. ``UnprocessedItems``, and whole requests that failed with a
+    throttling or transient error (``ProvisionedThroughputExceededException``, ``ThrottlingException``, HTTP 5xx, a
+    closed connection...), are sent again after a pause drawn from 0 to a limit that doubles per attempt
+    (``base_delay`` up to ``max_delay``: exponential backoff with full jitter); each retry is logged at WARNING.
+    Puts and deletes of whole items may be sent twice without harm, so every item is written once. Items still
     unprocessed after ``max_attempts`` requests are an error. With more than one thread, batches run at once and in
     no set order: call :meth:`flush` between writes whose order matters. At most ``2 * threads`` batches wait.
 
@@ -166,10 +183,12 @@ class BatchWriter:
     :param key_names: the table's key attribute names (hash key, then range key if any)
     :param threads: how many BatchWriteItem requests may run at once
     :param max_attempts: requests per batch before unprocessed items are an error
-    :param base_delay: seconds before the first retry of unprocessed items
+    :param base_delay: longest pause before the first retry, in seconds
     :param max_delay: longest pause between two retries, in seconds
     :param sleep: pauses between retries (tests pass a recorder)
-    :param jitter: returns a random float in ``[0, 1)``; scales each pause to 50-100 %
+    :param jitter: returns a random float in ``[0, 1)``, the share of the pause's limit to wait
+    :param retry_policy: attempts and pauses in one object (e.g. the hook's); when given, it replaces
+        ``max_attempts``, ``base_delay`` and ``max_delay``
     :raises InvalidScanArgumentError: ``threads`` or ``max_attempts`` below 1, or no key names.
     """
 
@@ -185,6 +204,7 @@ class BatchWriter:
         max_delay: float = DEFAULT_MAX_DELAY,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         for name, value in (("threads", threads), ("max_attempts", max_attempts)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -196,9 +216,12 @@ class BatchWriter:
         self.client = client
         self.table_name = table_name
         self.key_names = tuple(key_names)
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        self.retry_policy = retry_policy or RetryPolicy(
+            max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay
+        )
+        self.max_attempts = self.retry_policy.max_attempts
+        self.base_delay = self.retry_policy.base_delay
+        self.max_delay = self.retry_policy.max_delay
         self._sleep = sleep
         self._jitter = jitter
         self._requests: list[dict[str, Any]] = []
@@ -215,6 +238,7 @@ class BatchWriter:
         self._counts_lock = threading.Lock()
         self._written = 0
         self._deleted = 0
+        self._retries = 0
 
     @property
     def written(self) -> int:
@@ -227,6 +251,16 @@ class BatchWriter:
         """Items DynamoDB has confirmed as deleted so far."""
         with self._counts_lock:
             return self._deleted
+
+    @property
+    def retries(self) -> int:
+        """BatchWriteItem requests sent again so far (unprocessed items, throttling, transient errors)."""
+        with self._counts_lock:
+            return self._retries
+
+    def _count_retry(self, _code: str) -> None:
+        with self._counts_lock:
+            self._retries += 1
 
     def put(self, item: Mapping[str, Any]) -> None:
         """Queue a put of ``item`` (AttributeValue dicts, e.g. from :func:`serialize_item`)."""
@@ -323,34 +357,50 @@ class BatchWriter:
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> None:
         pending = requests
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                response = call_dynamodb(
-                    self.client, "batch_write_item", self.table_name, {"RequestItems": {self.table_name: pending}}
-                )
-            except ScanRequestError as error:
-                raise BatchWriteError(
-                    f"Table {self.table_name!r}: DynamoDB rejected a BatchWriteItem request of {len(pending)} "
-                    f"item(s) with the keys {_describe_keys(self._request_keys(pending))}: {error.__cause__ or error}"
-                ) from error
+
+        def send() -> None:
+            nonlocal pending
+            response = call_dynamodb(
+                self.client, "batch_write_item", self.table_name, {"RequestItems": {self.table_name: pending}}
+            )
             unprocessed: list[dict[str, Any]] = response.get("UnprocessedItems", {}).get(self.table_name, [])
             self._count(pending, unprocessed)
-            if not unprocessed:
-                return
-            if attempt < self.max_attempts:
-                pause = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + self._jitter() / 2)
-                log.debug(
-                    "Table %s: %s of %s item(s) unprocessed, attempt %s; retrying in %.3f s",
-                    self.table_name,
-                    len(unprocessed),
-                    len(pending),
-                    attempt,
-                    pause,
-                )
-                self._sleep(pause)
-            pending = unprocessed
-        raise BatchWriteError(
-            f"Table {self.table_name!r}: {len(pending)} item(s) were still unprocessed after {self.max_attempts} "
-            f"BatchWriteItem attempts (keys {_describe_keys(self._request_keys(pending))}). The table's write "
-            "capacity is probably exhausted: raise it, or write with fewer threads (max_workers)."
-        )
+            client_retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            if client_retries:
+                with self._counts_lock:
+                    self._retries += client_retries
+            if unprocessed:
+                sent, pending = len(pending), unprocessed
+                raise _UnprocessedItems(len(unprocessed), sent)
+
+        try:
+            call_with_retries(
+                send,
+                self.retry_policy,
+                table_name=self.table_name,
+                operation="BatchWriteItem",
+                on_retry=self._count_retry,
+                sleep=self._sleep,
+                random_fraction=self._jitter,
+                retryable=_retryable_write_error,
+            )
+        except ScanRequestError as error:
+            raise BatchWriteError(
+                f"Table {self.table_name!r}: DynamoDB rejected a BatchWriteItem request of {len(pending)} "
+                f"item(s) with the keys {_describe_keys(self._request_keys(pending))}: {error.__cause__ or error}"
+            ) from error
+        except RetriesExhaustedError as error:
+            if isinstance(error.__cause__, _UnprocessedItems):
+                keys = _describe_keys(self._request_keys(pending))
+                raise BatchWriteError(
+                    f"Table {self.table_name!r}: {len(pending)} item(s) were still unprocessed after "
+                    f"{self.max_attempts} BatchWriteItem attempts (keys {keys}). The table's write capacity is "
+                    "probably exhausted: raise it, or write with fewer threads (max_workers)."
+                ) from None
+            code = retryable_error_code(error.__cause__) if error.__cause__ is not None else None
+            raise BatchWriteError(
+                f"Table {self.table_name!r}: a BatchWriteItem request of {len(pending)} item(s) with the keys "
+                f"{_describe_keys(self._request_keys(pending))} failed {self.max_attempts} times in a row, the last "
+                f"time with {code}. DynamoDB kept throttling or failing: raise the table's write capacity, write with "
+                "fewer threads (max_workers), or raise max_attempts."
+            ) from error

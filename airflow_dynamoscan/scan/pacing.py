@@ -1,0 +1,326 @@
+"""
+Keep a scan within a read-capacity budget, in read capacity units (RCU) per second.
+
+The budget of a whole scan is the smallest of ``read_capacity_fraction`` times the table's read capacity and
+``max_read_capacity_units`` (:func:`read_capacity_budget`). A task that reads ``k`` of ``N`` segments gets ``k/N``
+of it, so ``N`` mapped tasks together stay inside the budget. Each task paces its Scan requests with a
+:class:`ReadCapacityPacer`: a token bucket charged with the ``ConsumedCapacity`` each response reports, and a
+``Limit`` chosen from the capacity an item was seen to cost, so that one request costs about a quarter of a second
+of the budget instead of up to 128 RCU (a full 1 MB page).
+
+DynamoDB charges a Scan request for the total size of the items it evaluated (before any ``FilterExpression``),
+rounded up to 4 KB, at 0.5 RCU per 4 KB (eventually consistent) or 1 RCU (``ConsistentRead``); so the cost of an
+item is estimated as consumed capacity over ``ScannedCount``, which ``Limit`` also counts. Nothing here imports
+Airflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_dynamoscan.exceptions import InvalidScanArgumentError
+
+log = logging.getLogger(__name__)
+
+#: A paced request aims to cost about this many seconds of the budget.
+DEFAULT_REQUEST_SECONDS = 0.25
+
+#: The most a Scan request can cost: a 1 MB page read with ``ConsistentRead`` (256 RCU; 128 eventually consistent).
+FULL_PAGE_CAPACITY = 256.0
+
+#: The least DynamoDB charges for a Scan request, even one that reads nothing.
+MIN_REQUEST_CAPACITY = 0.5
+
+# How much the item-cost estimate remembers of earlier requests, per request: it follows items that grow or shrink.
+_ESTIMATE_DECAY = 0.8
+
+PROVISIONED = "PROVISIONED"
+PAY_PER_REQUEST = "PAY_PER_REQUEST"
+
+
+def _where(table_name: str | None) -> str:
+    return f"Table {table_name!r}: " if table_name else ""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_read_capacity_fraction(value: object, table_name: str | None = None) -> float | None:
+    """
+    Return ``value`` as a float after checking it is ``None`` or a number in ``(0, 1]``.
+
+    :raises InvalidScanArgumentError: naming the table (if given), the value and the allowed range.
+    """
+    if value is None:
+        return None
+    if not _is_number(value) or not 0 < value <= 1:  # type: ignore[operator]
+        raise InvalidScanArgumentError(
+            f"{_where(table_name)}read_capacity_fraction={value!r} is not allowed; it must be a number greater than "
+            "0 and at most 1, the share of the table's read capacity the scan may use (e.g. 0.25), or None."
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+def validate_max_read_capacity_units(value: object, table_name: str | None = None) -> float | None:
+    """
+    Return ``value`` as a float after checking it is ``None`` or a number greater than 0.
+
+    :raises InvalidScanArgumentError: naming the table (if given), the value and the allowed range.
+    """
+    if value is None:
+        return None
+    if not _is_number(value) or value <= 0:  # type: ignore[operator]
+        raise InvalidScanArgumentError(
+            f"{_where(table_name)}max_read_capacity_units={value!r} is not allowed; it must be a number greater "
+            "than 0, the read capacity units per second the whole scan may use, or None."
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+def table_read_capacity(description: Mapping[str, Any], *, index_name: str | None = None) -> tuple[str, float | None]:
+    """
+    Return the billing mode of a table and its read capacity in RCU per second, from DescribeTable's ``Table``.
+
+    Provisioned: ``ProvisionedThroughput.ReadCapacityUnits``. On-demand: ``OnDemandThroughput.MaxReadRequestUnits``
+    if the table has such a maximum, else ``None``. With ``index_name`` naming a global secondary index, that
+    index's own throughput; a local secondary index reads the table's.
+    """
+    billing_mode = str((description.get("BillingModeSummary") or {}).get("BillingMode") or PROVISIONED)
+    source: Mapping[str, Any] = description
+    for index in description.get("GlobalSecondaryIndexes") or ():
+        if index_name is not None and index.get("IndexName") == index_name:
+            source = index
+    if billing_mode == PAY_PER_REQUEST:
+        units: Any = (source.get("OnDemandThroughput") or {}).get("MaxReadRequestUnits")
+    else:
+        units = (source.get("ProvisionedThroughput") or {}).get("ReadCapacityUnits")
+    # On-demand tables report ReadCapacityUnits 0, and MaxReadRequestUnits -1 for "no maximum".
+    return billing_mode, float(units) if _is_number(units) and units > 0 else None
+
+
+def read_capacity_budget(
+    description: Mapping[str, Any],
+    *,
+    read_capacity_fraction: float | None,
+    max_read_capacity_units: float | None,
+    index_name: str | None = None,
+) -> float | None:
+    """
+    Return the read capacity units per second a whole scan of the table may use, or ``None`` for no limit.
+
+    The budget is the smallest of ``read_capacity_fraction`` times the table's read capacity (see
+    :func:`table_read_capacity`) and ``max_read_capacity_units``. An on-demand table without a maximum read
+    throughput has no capacity to take a share of: there ``max_read_capacity_units`` is the budget, and must be given.
+
+    :param description: DescribeTable's ``Table``
+    :param read_capacity_fraction: share of the table's read capacity, in ``(0, 1]``, or ``None``
+    :param max_read_capacity_units: the most RCU per second the scan may use, or ``None``
+    :param index_name: the index the scan reads, if any
+    :raises InvalidScanArgumentError: a parameter out of range, or a fraction of an on-demand table without a
+        maximum read throughput and no ``max_read_capacity_units``; the message names the table, its billing mode
+        and the parameter to give.
+    """
+    table_name = str(description.get("TableName", "")) or None
+    fraction = validate_read_capacity_fraction(read_capacity_fraction, table_name)
+    ceiling = validate_max_read_capacity_units(max_read_capacity_units, table_name)
+    if fraction is None:
+        return ceiling
+    billing_mode, capacity = table_read_capacity(description, index_name=index_name)
+    if capacity is None:
+        if ceiling is None:
+            raise InvalidScanArgumentError(
+                f"{_where(table_name)}read_capacity_fraction={fraction!r} needs the table's read capacity, but the "
+                f"table{'' if index_name is None else f' (index {index_name!r})'} has billing mode {billing_mode} "
+                "and no maximum read throughput (OnDemandThroughput.MaxReadRequestUnits). Give "
+                "max_read_capacity_units, the read capacity units per second the whole scan may use."
+            )
+        log.info(
+            "Table %s has billing mode %s without a maximum read throughput: the scan may use "
+            "max_read_capacity_units=%s RCU/s; read_capacity_fraction does not apply",
+            table_name,
+            billing_mode,
+            ceiling,
+        )
+        return ceiling
+    budget = fraction * capacity
+    return budget if ceiling is None else min(budget, ceiling)
+
+
+class TokenBucket:
+    """
+    A thread-safe token bucket: ``rate`` tokens per second, at most ``burst`` saved up.
+
+    :meth:`take` reserves tokens and waits until they are covered; the balance may go below zero, so a take larger
+    than what is saved is allowed and later takers wait for the debt: over time, at most ``rate`` tokens per second
+    go out, whatever the sizes of the takes. :meth:`charge` settles a take whose true size became known later.
+
+    :param rate: tokens added per second, > 0
+    :param burst: the most tokens saved while nobody takes any, >= 0
+    :param clock: seconds, monotonic (tests pass a fake)
+    :param sleep: waits; :meth:`take` can be given another one
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not _is_number(rate) or rate <= 0 or not _is_number(burst) or burst < 0:
+            raise InvalidScanArgumentError(
+                f"rate={rate!r}, burst={burst!r} are not allowed; the rate must be > 0 and the burst >= 0."
+            )
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = 0.0
+        self._updated = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    @property
+    def tokens(self) -> float:
+        """The balance now; below zero while takers wait for their reservations."""
+        with self._lock:
+            self._refill()
+            return self._tokens
+
+    def take(self, amount: float, *, sleep: Callable[[float], None] | None = None) -> float:
+        """
+        Reserve ``amount`` tokens and wait until the balance covers them; return the seconds waited.
+
+        :param sleep: waits instead of the bucket's own ``sleep``, e.g. one that raises when a scan is stopped
+        """
+        with self._lock:
+            self._refill()
+            self._tokens -= amount
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            (sleep or self._sleep)(wait)
+        return wait
+
+    def charge(self, amount: float) -> None:
+        """Take ``amount`` more tokens without waiting (a refund if negative); later takers wait for any debt."""
+        with self._lock:
+            self._refill()
+            self._tokens -= amount
+
+
+@dataclass(frozen=True)
+class PacedRequest:
+    """
+    What :meth:`ReadCapacityPacer.before_request` decided for one Scan request.
+
+    :param limit: the ``Limit`` to send, ``None`` for none
+    :param expected_capacity: the capacity reserved for the request, settled when its response arrives
+    """
+
+    limit: int | None
+    expected_capacity: float
+
+
+class ReadCapacityPacer:
+    """
+    Pace the Scan requests of one task (any number of threads) to ``units_per_second`` consumed read capacity.
+
+    Before each request, :meth:`before_request` picks its ``Limit`` (about ``request_seconds`` of the budget at the
+    capacity an item was seen to cost; one item for the first request, which has seen none) and waits for the
+    capacity in the token bucket. After it, :meth:`after_response` charges the bucket with what the response says
+    it consumed, so the average stays at the budget even when the estimate was off.
+
+    :param units_per_second: the budget of this task, in RCU per second
+    :param request_seconds: seconds of budget one request aims to cost
+    :param clock: seconds, monotonic (tests pass a fake)
+    :param sleep: waits (tests pass a fake)
+    :raises InvalidScanArgumentError: a budget or ``request_seconds`` that is not a positive number.
+    """
+
+    def __init__(
+        self,
+        units_per_second: float,
+        *,
+        request_seconds: float = DEFAULT_REQUEST_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not _is_number(units_per_second) or units_per_second <= 0:
+            raise InvalidScanArgumentError(
+                f"A read capacity budget of {units_per_second!r} RCU/s is not allowed; it must be a number > 0."
+            )
+        if not _is_number(request_seconds) or request_seconds <= 0:
+            raise InvalidScanArgumentError(f"request_seconds={request_seconds!r} must be a number > 0.")
+        self.units_per_second = float(units_per_second)
+        self.request_capacity = self.units_per_second * request_seconds
+        self.bucket = TokenBucket(self.units_per_second, burst=self.request_capacity, clock=clock, sleep=sleep)
+        self._lock = threading.Lock()
+        self._seen_capacity = 0.0
+        self._seen_items = 0.0
+
+    @property
+    def item_capacity(self) -> float | None:
+        """The capacity one scanned item was seen to cost, weighted towards recent requests; ``None`` before any."""
+        with self._lock:
+            return self._seen_capacity / self._seen_items if self._seen_items else None
+
+    def next_limit(self, user_limit: int | None) -> int | None:
+        """
+        Return the ``Limit`` of the next request: about ``request_seconds`` of the budget, never above the caller's.
+
+        ``None`` (no ``Limit``) when even a full 1 MB page costs less than one request's share.
+        """
+        if self.request_capacity >= FULL_PAGE_CAPACITY:
+            return user_limit
+        item_capacity = self.item_capacity
+        if item_capacity is None:
+            limit: int | None = 1
+        elif item_capacity <= 0:
+            limit = None
+        else:
+            limit = max(1, int(self.request_capacity / item_capacity))
+        if user_limit is None:
+            return limit
+        return user_limit if limit is None else min(limit, user_limit)
+
+    def before_request(
+        self, user_limit: int | None = None, *, sleep: Callable[[float], None] | None = None
+    ) -> PacedRequest:
+        """
+        Choose the next request's ``Limit``, reserve its expected capacity and wait until the budget allows it.
+
+        :param user_limit: the caller's own ``Limit``, which the request never exceeds
+        :param sleep: waits instead of the pacer's own ``sleep``
+        """
+        limit = self.next_limit(user_limit)
+        item_capacity = self.item_capacity
+        expected = MIN_REQUEST_CAPACITY
+        if limit is not None and item_capacity is not None:
+            expected = max(MIN_REQUEST_CAPACITY, min(FULL_PAGE_CAPACITY, limit * item_capacity))
+        self.bucket.take(expected, sleep=sleep)
+        return PacedRequest(limit=limit, expected_capacity=expected)
+
+    def after_response(self, request: PacedRequest, consumed_capacity: float | None, scanned_count: int) -> None:
+        """
+        Settle ``request`` with the capacity its response reports (``None``: the reservation stands) and learn the
+        capacity of an item from it.
+        """
+        if consumed_capacity is None:
+            return
+        with self._lock:
+            if scanned_count > 0:
+                self._seen_capacity = self._seen_capacity * _ESTIMATE_DECAY + consumed_capacity
+                self._seen_items = self._seen_items * _ESTIMATE_DECAY + scanned_count
+        self.bucket.charge(consumed_capacity - request.expected_capacity)
