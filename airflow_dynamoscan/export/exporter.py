@@ -59,11 +59,13 @@ def export_pages(
     max_file_bytes: int | None = None,
     columns: Sequence[str] | None = None,
     checkpoint: ExportCheckpoint | None = None,
+    replaces: Sequence[str] = (),
 ) -> dict[str, Any]:
     """
     Write the items of ``pages`` as parts ``{prefix}/part-00000{ext}``, ``{prefix}/part-00001{ext}``, ...
 
-    First every file already under ``{prefix}/`` (left by an earlier, failed attempt) is deleted, so a retry
+    Once the scan's first page has arrived (so a request DynamoDB rejects changes nothing), every file under
+    ``{prefix}/`` that the checkpoint does not keep (left by an earlier, failed attempt) is deleted, so a retry
     never leaves duplicate items. Each part is committed whole when it is complete (see
     :meth:`Destination.open_part`); if an error ends the export, the part being written is not committed. A new
     part starts when the current one reaches ``max_file_bytes`` (checked after each page, so a part holds at
@@ -86,6 +88,8 @@ def export_pages(
     :param checkpoint: resume and record progress (see :mod:`~airflow_dynamoscan.export.checkpoint`): the parts
         it lists are kept and numbering continues after them; ``pages`` must then start where it says. After
         each part is committed, the checkpoint is updated and written at the destination.
+    :param replaces: files deleted once the first page has arrived, before any other, e.g. the manifest of a
+        complete export being overwritten
     :return: ``{"items": int, "bytes": int, "parts": [{"uri", "path", "items", "bytes"}, ...]}``, ``path``
         being relative to the destination and ``bytes`` the exact size of the files.
     :raises InvalidScanArgumentError: an invalid format, compression, prefix, ``max_file_bytes`` or ``columns``.
@@ -98,9 +102,6 @@ def export_pages(
     parts: list[dict[str, Any]] = list(checkpoint.parts) if checkpoint is not None else []
     kept = {part["path"] for part in parts}
     stale = [name for name in destination.list(f"{prefix}/") if name not in kept]
-    if stale:
-        log.info("Deleting %s file(s) left under %s by an earlier attempt", len(stale), destination.child_uri(prefix))
-        destination.delete(stale)
     if parts:
         log.info("Resuming after %s committed part(s) under %s", len(parts), destination.child_uri(prefix))
 
@@ -118,6 +119,13 @@ def export_pages(
     try:
         nonempty_pages = recorded(iterator)
         pending = next(nonempty_pages, None)
+        # Only now that DynamoDB has answered: a request it rejects (an invalid expression) leaves the files of an
+        # earlier attempt, or of a complete export being overwritten, as they were.
+        if replaces:
+            destination.delete(replaces)
+        if stale:
+            log.info("Deleting %s file(s) left under %s", len(stale), destination.child_uri(prefix))
+            destination.delete(stale)
         # An export without any item still gets one (empty, valid) part, unless earlier attempts wrote some.
         while pending is not None or not parts:
             path = f"{prefix}/part-{len(parts):05d}{extension}"

@@ -78,7 +78,9 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
 
     Returns (XCom) a small dict: ``table_name``, ``segment``, ``total_segments``, ``items``, ``bytes``,
     ``parts`` (URI, path and item count of each), ``destination``, ``file_format``, ``compression`` and the
-    ``started_at``/``finished_at`` times. A whole-table export reports itself as segment 0 of 1.
+    ``started_at``/``finished_at`` times. A whole-table export reports itself as segment 0 of 1. Also ``retries``
+    (requests sent again after throttling or transient errors) and ``consumed_read_capacity`` (RCU, or ``None``
+    when not known), see :meth:`~airflow_dynamoscan.operators.base.DynamoDBScanBaseOperator.scan_statistics`.
     """
 
     template_fields: Sequence[str] = (
@@ -183,6 +185,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             max_file_bytes=self.max_file_bytes,
             columns=self.columns,
             checkpoint=checkpoint,
+            # Overwriting: the export is not complete again until the manifest task commits it.
+            replaces=[MANIFEST_NAME] if self.overwrite else [],
         )
         delete_checkpoint(destination, prefix)
         self.log.info(
@@ -206,6 +210,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             "compression": compression,
             "started_at": started_at,
             "finished_at": _now(),
+            **self.scan_statistics(),
         }
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

@@ -79,6 +79,21 @@ def values_equal(left: Any, right: Any) -> bool:
     return type(left) is type(right) and bool(left == right)
 
 
+class TransformRaised(Exception):
+    """
+    Stands for an exception a transform raised, chained to the TransformError: its type and traceback (where the
+    transform failed), not its message, which may quote item data (``int('4111...')`` does).
+    """
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__(f"{type_name} (its message is withheld: it may quote item data)")
+        self.type_name = type_name
+
+    @classmethod
+    def of(cls, error: BaseException) -> TransformRaised:
+        return cls(type(error).__name__).with_traceback(error.__traceback__)
+
+
 @dataclass
 class TransformCounts:
     """
@@ -150,16 +165,19 @@ class _Transformer:
         counts.scanned += 1
         original = deserialize_item(attributes)
         key = {name: original.get(name) for name in self.key_names}
+        withheld: TransformRaised | None = None
         try:
             # A fresh copy: a transform that edits its argument must not edit what the result is compared with.
             result = self.transform(deserialize_item(attributes))
-        except Exception as error:
-            # Only the key and the exception's type: the exception's message may quote item data (it stays in
-            # the chained traceback, where the transform's author put it).
+        except Exception as error:  # noqa: BLE001 - raised below, as a TransformError
+            withheld = TransformRaised.of(error)
+        if withheld is not None:
+            # Raised outside the except block, so the transform's own exception (whose message may quote item
+            # data) is not chained as the context; the traceback still shows where the transform failed.
             raise self.failure(
-                f"Table {self.table_name!r}: the transform raised {type(error).__name__} on the item with key "
+                f"Table {self.table_name!r}: the transform raised {withheld.type_name} on the item with key "
                 f"{describe_key(key)}."
-            ) from error
+            ) from withheld
         if result is None:
             counts.skipped += 1
             return
