@@ -1,5 +1,5 @@
 """
-Checkpoints of an export in progress, so that a retried task continues where the failed one stopped.
+Checkpoints of an export or a transform in progress, so that a retried task continues where the failed one stopped.
 
 After each part is committed, the exporter writes ``_checkpoints/{prefix}.json`` at the destination: the parts
 committed so far and, for every scan segment, the ``LastEvaluatedKey`` of the last page those parts hold (or that
@@ -7,6 +7,9 @@ the segment is done). A retry that finds a checkpoint of the same export (same t
 columns, scan keywords and segment count) keeps those parts, deletes anything else under the prefix, and resumes
 each segment from its key: the export still holds every item exactly once, and the retry re-reads at most the
 pages of the part that was being written when the task failed. The checkpoint is deleted when the export ends.
+
+A transform with a checkpoint destination records, after each page whose writes DynamoDB has confirmed, the same
+per-segment keys and its counts; its retry resumes after the last recorded page of each segment.
 """
 
 from __future__ import annotations
@@ -54,15 +57,16 @@ class SegmentProgress:
 
 
 @dataclass
-class ExportCheckpoint:
+class ScanCheckpoint:
     """
-    The state of one export prefix: its committed parts and, per scan segment, how far they reach.
+    The state of one export prefix (its committed parts) or transform, and per scan segment how far it reaches.
 
     :param prefix: the parts' folder under the destination
     :param fingerprint: :func:`export_fingerprint` of the export; a checkpoint of another export is ignored
     :param scan_segments: the scan's segment numbers and their progress
     :param total_segments: the scan's segment count (``None`` for a serial scan)
     :param parts: the committed parts, as :func:`~airflow_dynamoscan.export.exporter.export_pages` reports them
+    :param counts: counters carried over from earlier attempts (a transform's items read and written)
     """
 
     prefix: str
@@ -70,6 +74,7 @@ class ExportCheckpoint:
     total_segments: int | None
     scan_segments: dict[int, SegmentProgress] = field(default_factory=dict)
     parts: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
 
     def start_keys(self, segments: list[int]) -> dict[int, dict[str, Any] | None]:
         """The segments of ``segments`` still to read, each with the key to resume from (``None``: its start)."""
@@ -93,6 +98,7 @@ class ExportCheckpoint:
             "fingerprint": self.fingerprint,
             "total_segments": self.total_segments,
             "parts": self.parts,
+            "counts": self.counts,
             "segments": {
                 str(segment): {
                     "last_evaluated_key": None
@@ -107,7 +113,7 @@ class ExportCheckpoint:
         return json.dumps(document, indent=1).encode("utf-8")
 
     @classmethod
-    def from_json(cls, data: bytes) -> ExportCheckpoint:
+    def from_json(cls, data: bytes) -> ScanCheckpoint:
         document = json.loads(data)
         if document.get("format_version") != CHECKPOINT_FORMAT_VERSION:
             raise ValueError(f"unknown checkpoint format_version {document.get('format_version')!r}")
@@ -116,6 +122,7 @@ class ExportCheckpoint:
             fingerprint=document["fingerprint"],
             total_segments=document["total_segments"],
             parts=list(document["parts"]),
+            counts={name: int(value) for name, value in document.get("counts", {}).items()},
             scan_segments={
                 int(segment): SegmentProgress(
                     None
@@ -128,7 +135,7 @@ class ExportCheckpoint:
         )
 
 
-def read_checkpoint(destination: Destination, prefix: str, fingerprint: str) -> ExportCheckpoint | None:
+def read_checkpoint(destination: Destination, prefix: str, fingerprint: str) -> ScanCheckpoint | None:
     """
     Return the checkpoint of the export ``fingerprint`` under ``prefix``, or ``None``.
 
@@ -139,7 +146,7 @@ def read_checkpoint(destination: Destination, prefix: str, fingerprint: str) -> 
     if not destination.exists(path):
         return None
     try:
-        checkpoint = ExportCheckpoint.from_json(destination.read_bytes(path))
+        checkpoint = ScanCheckpoint.from_json(destination.read_bytes(path))
     except (ValueError, KeyError, TypeError) as error:
         log.warning("Ignoring the unreadable checkpoint %s: %s", destination.child_uri(path), error)
         return None
@@ -149,7 +156,7 @@ def read_checkpoint(destination: Destination, prefix: str, fingerprint: str) -> 
     return checkpoint
 
 
-def write_checkpoint(destination: Destination, checkpoint: ExportCheckpoint) -> None:
+def write_checkpoint(destination: Destination, checkpoint: ScanCheckpoint) -> None:
     """Write ``checkpoint`` atomically (a reader sees the previous one or this one, never half of it)."""
     destination.write_bytes(checkpoint_path(checkpoint.prefix), checkpoint.to_json())
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
-from airflow_dynamoscan.export.checkpoint import ExportCheckpoint, write_checkpoint
+from airflow_dynamoscan.export.checkpoint import ScanCheckpoint, write_checkpoint
 from airflow_dynamoscan.export.destinations import Destination
 from airflow_dynamoscan.export.formats import open_encoder, part_extension, validate_columns, validate_format
 from airflow_dynamoscan.scan.scanner import ScanPage
@@ -58,7 +58,7 @@ def export_pages(
     prefix: str,
     max_file_bytes: int | None = None,
     columns: Sequence[str] | None = None,
-    checkpoint: ExportCheckpoint | None = None,
+    checkpoint: ScanCheckpoint | None = None,
     replaces: Sequence[str] = (),
 ) -> dict[str, Any]:
     """

@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_dynamoscan.exceptions import DestinationError, InvalidScanArgumentError
 from airflow_dynamoscan.export.checkpoint import (
-    ExportCheckpoint,
+    ScanCheckpoint,
     delete_checkpoint,
     export_fingerprint,
     read_checkpoint,
@@ -159,7 +159,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
                 len(start_keys or {}),
             )
         else:
-            checkpoint = ExportCheckpoint(prefix=prefix, fingerprint=fingerprint, total_segments=scan_total)
+            checkpoint = ScanCheckpoint(prefix=prefix, fingerprint=fingerprint, total_segments=scan_total)
         started_at = _now()
         self.log.info(
             "Exporting table %s (segment %s of %s) to %s/%s as %s",

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_dynamoscan.exceptions import InvalidScanArgumentError
+from airflow_dynamoscan.export.checkpoint import (
+    ScanCheckpoint,
+    delete_checkpoint,
+    export_fingerprint,
+    read_checkpoint,
+    write_checkpoint,
+)
+from airflow_dynamoscan.export.destinations import Destination
+from airflow_dynamoscan.export.exporter import segment_prefix
 from airflow_dynamoscan.operators.base import DynamoDBScanBaseOperator
-from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS
+from airflow_dynamoscan.operators.dynamodb_export import open_export_destination
+from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage
 from airflow_dynamoscan.scan.transform import (
     check_in_place_scan_kwargs,
     key_attribute_names,
@@ -17,6 +28,8 @@ from airflow_dynamoscan.scan.writer import BatchWriter
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+_UNSET: Any = object()
 
 
 class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
@@ -54,6 +67,13 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
     :param allow_key_change: in place, write an item whose key the transform changed under its new key and delete
         the old item (after the scan, so the scan never reads a new item); without it, such an item is an error.
         A new key that belongs to another item overwrites it.
+    :param checkpoint_destination: a local directory or ``s3://bucket/prefix`` where the task records its progress
+        (``_checkpoints/transform-...json``) after each page whose writes DynamoDB has confirmed. A retry resumes
+        after the last recorded page of each segment, so it transforms and writes again at most the page each
+        segment was in when the try failed (up to 1 MB of items), not the whole segment: a transform that is not
+        idempotent is re-applied to those items only. Without it (default) a retry starts the segment over. Not
+        with ``allow_key_change``; ignored by a dry run. The checkpoint is deleted when the transform ends.
+    :param checkpoint_aws_conn_id: the connection of an S3 ``checkpoint_destination`` (default: ``aws_conn_id``)
     :param max_workers: threads reading the whole table (default: ``min(8, segments)``), and threads writing
         (default 8)
     :param aws_conn_id: The Airflow connection used for AWS credentials. If this is ``None`` or empty then the
@@ -67,13 +87,15 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         whole table), ``scanned``, ``written``, ``unchanged``, ``skipped``, ``key_changed``, ``dry_run``,
         ``retries`` (reads and writes sent again after throttling or transient errors) and
         ``consumed_read_capacity`` (RCU, ``None`` when not known); a dry run also has ``would_write`` (and
-        ``written`` 0).
+        ``written`` 0). A try that resumed from a checkpoint counts only its own work and adds ``resumed_after``:
+        ``{"scanned": ..., "written": ...}`` of the tries before it.
     """
 
     template_fields: Sequence[str] = (
         "table_name",
         "target_table_name",
         "scan_kwargs",
+        "checkpoint_destination",
         *DynamoDBScanBaseOperator.aws_template_fields,
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"scan_kwargs": "json", "botocore_config": "json"}
@@ -89,6 +111,8 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         total_segments: int | None = None,
         dry_run: bool = False,
         allow_key_change: bool = False,
+        checkpoint_destination: str | None = None,
+        checkpoint_aws_conn_id: str | None = _UNSET,
         **kwargs: Any,
     ) -> None:
         super().__init__(table_name=table_name, segment=segment, total_segments=total_segments, **kwargs)
@@ -102,6 +126,8 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         # Not ``self.dry_run``: that name is a method of BaseOperator.
         self.is_dry_run = dry_run
         self.allow_key_change = allow_key_change
+        self.checkpoint_destination = checkpoint_destination
+        self.checkpoint_aws_conn_id = self.aws_conn_id if checkpoint_aws_conn_id is _UNSET else checkpoint_aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         """
@@ -144,12 +170,9 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
                     )
                 )
             )
+            progress = self._progress(segment, total_segments, scan_kwargs, target_table_name, writer)
             counts = transform_items(
-                (
-                    item
-                    for page in self.read_pages(segment, total_segments, scan_kwargs, deserialize=False)
-                    for item in page.items
-                ),
+                progress.items(),
                 self.transform,
                 table_name=table_name,
                 key_names=key_names,
@@ -158,6 +181,7 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
                 target_key_names=target_key_names,
                 allow_key_change=self.allow_key_change,
             )
+        progress.finish()
         self.log.info(
             "Transformed %s of table %s: %s scanned, %s %s, %s unchanged, %s skipped, %s moved to a new key",
             where,
@@ -184,4 +208,102 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         }
         if self.is_dry_run:
             result["would_write"] = counts.to_write
+        if progress.resumed_from:
+            result["resumed_after"] = progress.resumed_from
         return result
+
+    def _progress(
+        self,
+        segment: int | None,
+        total_segments: int | None,
+        scan_kwargs: dict[str, Any],
+        target_table_name: str,
+        writer: BatchWriter | None,
+    ) -> _TransformProgress:
+        if self.checkpoint_destination is None or writer is None:
+            pages = self.read_pages(segment, total_segments, scan_kwargs, deserialize=False)
+            return _TransformProgress(pages)
+        if self.allow_key_change:
+            raise InvalidScanArgumentError(
+                f"Table {self.table_name!r}: checkpoint_destination cannot be used with allow_key_change=True: "
+                "moved items are written after the scan, so a checkpoint taken before would skip them on a retry."
+            )
+        destination = open_export_destination(self.checkpoint_destination, self.checkpoint_aws_conn_id)
+        part = "whole-table" if segment is None else segment_prefix(segment, total_segments)
+        prefix = f"transform-{self.table_name}-to-{target_table_name}-{part}"
+        fingerprint = export_fingerprint(
+            kind="transform",
+            table_name=self.table_name,
+            target_table_name=target_table_name,
+            segment=segment,
+            total_segments=total_segments,
+            scan_kwargs=scan_kwargs,
+            transform=f"{getattr(self.transform, '__module__', '')}.{getattr(self.transform, '__qualname__', '')}",
+        )
+        checkpoint = read_checkpoint(destination, prefix, fingerprint)
+        if segment is None:
+            scan_total = checkpoint.total_segments if checkpoint else self.planned_total_segments(total_segments)
+            scan_segments = list(range(scan_total or 1))
+        else:
+            scan_total, scan_segments = total_segments, [segment]
+        resumed_from: dict[str, int] = {}
+        start_keys = None
+        if checkpoint is not None:
+            start_keys = checkpoint.start_keys(scan_segments)
+            resumed_from = dict(checkpoint.counts)
+            self.log.info(
+                "Resuming the transform of table %s from its checkpoint: %s item(s) read and %s written before",
+                self.table_name,
+                resumed_from.get("scanned", 0),
+                resumed_from.get("written", 0),
+            )
+        else:
+            checkpoint = ScanCheckpoint(prefix=prefix, fingerprint=fingerprint, total_segments=scan_total)
+        pages = self.read_pages(segment, scan_total, scan_kwargs, deserialize=False, start_keys=start_keys)
+        return _TransformProgress(pages, writer, destination, checkpoint, resumed_from)
+
+
+class _TransformProgress:
+    """
+    Feed a transform the items of its pages and, with a checkpoint, record each page once its writes are confirmed.
+
+    A page is recorded after every item of it has been transformed and the writer has flushed, so a retry that
+    resumes from the checkpoint transforms again at most the page each segment was in when the task failed.
+    """
+
+    def __init__(
+        self,
+        pages: Iterator[ScanPage],
+        writer: BatchWriter | None = None,
+        destination: Destination | None = None,
+        checkpoint: ScanCheckpoint | None = None,
+        resumed_from: dict[str, int] | None = None,
+    ) -> None:
+        self.pages = pages
+        self.writer = writer
+        self.destination = destination
+        self.checkpoint = checkpoint
+        self.resumed_from = resumed_from or {}
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        scanned = self.resumed_from.get("scanned", 0)
+        written_before = self.resumed_from.get("written", 0)
+        try:
+            for page in self.pages:
+                yield from page.items
+                if self.checkpoint is None or self.writer is None or self.destination is None:
+                    continue
+                self.writer.flush()
+                scanned += len(page.items)
+                self.checkpoint.record_page(page.segment, page.last_evaluated_key)
+                self.checkpoint.counts = {"scanned": scanned, "written": written_before + self.writer.written}
+                write_checkpoint(self.destination, self.checkpoint)
+        finally:
+            close = getattr(self.pages, "close", None)
+            if close is not None:
+                close()
+
+    def finish(self) -> None:
+        """The transform is complete: its checkpoint has served."""
+        if self.checkpoint is not None and self.destination is not None:
+            delete_checkpoint(self.destination, self.checkpoint.prefix)
