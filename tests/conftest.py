@@ -58,22 +58,27 @@ def dynalite_client(dynalite_endpoint: str) -> Any:
     return make_client(dynalite_endpoint)
 
 
+def aws_connection(endpoint_url: str | None = None, *, login: str = "testing", password: str = "testing") -> str:
+    """The JSON of an ``aws`` Airflow connection in us-east-1, at ``endpoint_url`` (``None``: AWS, i.e. moto)."""
+    import json
+
+    extra: dict[str, Any] = {"region_name": "us-east-1"}
+    if endpoint_url is not None:
+        extra["endpoint_url"] = endpoint_url
+    return json.dumps({"conn_type": "aws", "login": login, "password": password, "extra": extra})
+
+
 @pytest.fixture
 def aws_connection_env(dynalite_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point Airflow's ``aws_default`` connection at the local server; return the connection id."""
-    import json
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection(dynalite_endpoint))
+    return "aws_default"
 
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"region_name": "us-east-1", "endpoint_url": dynalite_endpoint},
-            }
-        ),
-    )
+
+@pytest.fixture
+def moto_connection_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point Airflow's ``aws_default`` connection at AWS with moto's test credentials (use inside ``mock_aws``)."""
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection())
     return "aws_default"
 
 

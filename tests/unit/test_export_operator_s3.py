@@ -21,13 +21,7 @@ BUCKET = "exports-bucket"
 
 
 @pytest.fixture
-def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {"conn_type": "aws", "login": "testing", "password": "testing", "extra": {"region_name": "us-east-1"}}
-        ),
-    )
+def moto_aws(moto_connection_env: str) -> Iterator[list[dict[str, Any]]]:
     with mock_aws():
         make_client(service="s3").create_bucket(Bucket=BUCKET)
         yield load_sample_table(make_client(), TABLE, 150, padding=20)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -19,13 +18,7 @@ TABLE = "orders"
 
 
 @pytest.fixture
-def moto_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {"conn_type": "aws", "login": "testing", "password": "testing", "extra": {"region_name": "us-east-1"}}
-        ),
-    )
+def moto_table(moto_connection_env: str) -> Iterator[list[dict[str, Any]]]:
     with mock_aws():
         yield load_sample_table(make_client(), TABLE, 120, padding=20)
 

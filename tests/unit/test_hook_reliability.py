@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -23,9 +22,7 @@ PROVISIONED = "provisioned"
 
 
 @pytest.fixture
-def moto_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    connection = {"conn_type": "aws", "login": "testing", "password": "testing", "extra": {"region_name": "us-east-1"}}
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
+def moto_tables(moto_connection_env: str) -> Iterator[None]:
     with mock_aws():
         client = make_client()
         load_sample_table(client, TABLE, 120, padding=20)

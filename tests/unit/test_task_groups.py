@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,13 +13,7 @@ from tests.conftest import make_client
 
 
 @pytest.fixture
-def moto_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {"conn_type": "aws", "login": "testing", "password": "testing", "extra": {"region_name": "us-east-1"}}
-        ),
-    )
+def moto_table(moto_connection_env: str) -> Iterator[str]:
     with mock_aws():
         create_table(make_client(), "orders")
         yield "orders"
