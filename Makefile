@@ -42,8 +42,16 @@ unit: $(STAMP)
 demo: install
 	$(BIN)/python -m devtools.demo
 
-bench: install
-	$(BIN)/python -m benchmarks.run
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+# About 15 minutes; `make bench BENCH_ARGS=--quick` is a 2-minute smoke run. Results in benchmarks/results/.
+bench: install $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .local demo-output .pytest_cache .mypy_cache .ruff_cache
