@@ -16,6 +16,9 @@ from airflow_dynamoscan.scan.retry import RetryPolicy, resolve_retry_policy
 from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage, check_item_select, check_scan_kwargs
 from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segment, validate_total_segments
 
+#: Default of a connection parameter that falls back to ``aws_conn_id`` (``None`` is a valid choice of its own).
+SAME_AS_AWS_CONN_ID: Any = object()
+
 
 class DynamoDBScanBaseOperator(BaseOperator):
     """
@@ -93,6 +96,10 @@ class DynamoDBScanBaseOperator(BaseOperator):
         self.max_read_capacity_units = validate_max_read_capacity_units(max_read_capacity_units, table_name)
         self.progress_interval = validate_progress_interval(progress_interval)
         self.scan_stats: ScanStats | None = None
+
+    def connection_or_default(self, conn_id: str | None) -> str | None:
+        """``conn_id``, or this operator's ``aws_conn_id`` when it was left at :data:`SAME_AS_AWS_CONN_ID`."""
+        return self.aws_conn_id if conn_id is SAME_AS_AWS_CONN_ID else conn_id
 
     @cached_property
     def hook(self) -> DynamoDBScanHook:

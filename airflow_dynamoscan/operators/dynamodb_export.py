@@ -19,15 +19,13 @@ from airflow_dynamoscan.export.destinations import Destination, open_destination
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, write_manifest
-from airflow_dynamoscan.operators.base import DynamoDBScanBaseOperator
+from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 #: Parts rotate when they reach this size, unless ``max_file_bytes`` says otherwise.
 DEFAULT_MAX_FILE_BYTES = 256 * 1024**2
-
-_UNSET: Any = object()
 
 
 def _now() -> str:
@@ -109,7 +107,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         columns: list[str] | None = None,
         overwrite: bool = False,
         resume: bool = True,
-        dest_aws_conn_id: str | None = _UNSET,
+        dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(table_name=table_name, segment=segment, total_segments=total_segments, **kwargs)
@@ -120,7 +118,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         self.columns = columns
         self.overwrite = overwrite
         self.resume = resume
-        self.dest_aws_conn_id = self.aws_conn_id if dest_aws_conn_id is _UNSET else dest_aws_conn_id
+        self.dest_aws_conn_id = self.connection_or_default(dest_aws_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         compression = validate_format(self.file_format, self.compression, table_name=self.table_name)

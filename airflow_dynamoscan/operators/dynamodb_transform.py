@@ -16,7 +16,7 @@ from airflow_dynamoscan.export.checkpoint import (
 )
 from airflow_dynamoscan.export.destinations import Destination
 from airflow_dynamoscan.export.exporter import segment_prefix
-from airflow_dynamoscan.operators.base import DynamoDBScanBaseOperator
+from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator
 from airflow_dynamoscan.operators.dynamodb_export import open_export_destination
 from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage
 from airflow_dynamoscan.scan.transform import (
@@ -28,8 +28,6 @@ from airflow_dynamoscan.scan.writer import BatchWriter
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-_UNSET: Any = object()
 
 
 class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
@@ -112,7 +110,7 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         dry_run: bool = False,
         allow_key_change: bool = False,
         checkpoint_destination: str | None = None,
-        checkpoint_aws_conn_id: str | None = _UNSET,
+        checkpoint_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(table_name=table_name, segment=segment, total_segments=total_segments, **kwargs)
@@ -127,7 +125,7 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         self.is_dry_run = dry_run
         self.allow_key_change = allow_key_change
         self.checkpoint_destination = checkpoint_destination
-        self.checkpoint_aws_conn_id = self.aws_conn_id if checkpoint_aws_conn_id is _UNSET else checkpoint_aws_conn_id
+        self.checkpoint_aws_conn_id = self.connection_or_default(checkpoint_aws_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """
