@@ -6,8 +6,7 @@ from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
+from airflow_dynamoscan.compat import BaseOperator
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.scan.pacing import validate_max_read_capacity_units, validate_read_capacity_fraction

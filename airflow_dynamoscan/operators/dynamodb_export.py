@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
-
+from airflow_dynamoscan.compat import BaseOperator
 from airflow_dynamoscan.exceptions import DestinationError, InvalidScanArgumentError
 from airflow_dynamoscan.export.checkpoint import (
     ScanCheckpoint,
@@ -22,7 +21,7 @@ from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, wr
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow_dynamoscan.compat import Context
 
 #: Parts rotate when they reach this size, unless ``max_file_bytes`` says otherwise.
 DEFAULT_MAX_FILE_BYTES = 256 * 1024**2

@@ -27,7 +27,7 @@ from airflow_dynamoscan.scan.transform import (
 from airflow_dynamoscan.scan.writer import BatchWriter
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow_dynamoscan.compat import Context
 
 
 class DynamoDBTransformOperator(DynamoDBScanBaseOperator):

@@ -1,0 +1,40 @@
+"""The one place that knows Airflow 2.11 from Airflow 3.x.
+
+Every Airflow name the package uses is imported from here. The Amazon provider's own dependency
+``apache-airflow-providers-common-compat`` resolves each name to ``airflow.sdk`` on Airflow 3 and to its
+Airflow 2 location otherwise, so the rest of the package never branches on the Airflow version.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.common.compat.sdk import (
+    DAG,
+    AirflowException,
+    AirflowFailException,
+    Asset,
+    BaseOperator,
+    BaseOperatorLink,
+    Context,
+    Param,
+    TaskGroup,
+    conf,
+    dag,
+    get_current_context,
+    task,
+)
+
+__all__ = [
+    "DAG",
+    "AirflowException",
+    "AirflowFailException",
+    "Asset",
+    "BaseOperator",
+    "BaseOperatorLink",
+    "Context",
+    "Param",
+    "TaskGroup",
+    "conf",
+    "dag",
+    "get_current_context",
+    "task",
+]
