@@ -207,14 +207,14 @@ def dynamodb_table_export(
     with TaskGroup(group_id=group_id) as group:
         scan_group = native_group = None
         if method in ("scan", "auto"):
-            scan_options = {name: value for name, value in export_kwargs.items() if name != "verify_md5"}
+            format_options = {name: value for name, value in export_kwargs.items() if name != "verify_md5"}
             scan_group = dynamodb_parallel_export(
                 "scan",
                 table_name=table_name,
                 destination=destination,
                 dest_aws_conn_id=dest_aws_conn_id,
                 **aws,
-                **scan_options,
+                **format_options,
                 **(scan_options or {}),
             )
         if method in ("native", "auto"):
