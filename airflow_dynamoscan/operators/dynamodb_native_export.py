@@ -40,7 +40,12 @@ from airflow_dynamoscan.export.native import (
 )
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID
-from airflow_dynamoscan.operators.dynamodb_export import DEFAULT_MAX_FILE_BYTES, open_export_destination
+from airflow_dynamoscan.operators.dynamodb_export import (
+    DEFAULT_MAX_FILE_BYTES,
+    destination_dataset,
+    dynamodb_dataset,
+    open_export_destination,
+)
 from airflow_dynamoscan.triggers.dynamodb_native_export import (
     DEFAULT_POLL_INTERVAL,
     DynamoDBNativeExportTrigger,
@@ -494,6 +499,17 @@ class DynamoDBNativeExportOperator(BaseOperator):
         )
         return result
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the DynamoDB table in, the export's S3 prefix out (needs the OpenLineage provider)."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        prefix = (self.s3_prefix or "").strip("/")
+        return OperatorLineage(
+            inputs=[dynamodb_dataset(self.hook, str(self.table_name).rpartition("/")[2], Dataset)],
+            outputs=[destination_dataset(f"s3://{self.s3_bucket}/{prefix}", Dataset)],
+        )
+
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger: return the result, or fail as the event says."""
         status = event.get("status")
@@ -675,3 +691,13 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
             "finished_at": datetime.now(timezone.utc).isoformat(),
             "source_files": len(self.data_files),
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the native export's bucket in, the converted export's destination out."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        return OperatorLineage(
+            inputs=[Dataset(namespace=f"s3://{self.source_bucket}", name="/")],
+            outputs=[destination_dataset(self.destination, Dataset)],
+        )
