@@ -17,7 +17,7 @@ from airflow_dynamoscan.operators.dynamodb_native_export import (
     DynamoDBNativeExportOperator,
     plan_native_export_files,
 )
-from airflow_dynamoscan.task_groups import dynamodb_parallel_export
+from airflow_dynamoscan.task_groups import DEFAULT_MAX_MAPPED_SEGMENTS, dynamodb_parallel_export
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def dynamodb_native_export_to_files(
     s3_prefix: str | None = None,
     export_type: str = "FULL_EXPORT",
     files_per_task: int = 1,
+    max_mapped_tasks: int = DEFAULT_MAX_MAPPED_SEGMENTS,
     deferrable: bool | None = None,
     aws_conn_id: str | None = "aws_default",
     region_name: str | None = None,
@@ -61,6 +62,8 @@ def dynamodb_native_export_to_files(
     :param export_type: ``"FULL_EXPORT"`` or ``"INCREMENTAL_EXPORT"`` (over the run's data interval, giving
         rows with ``_op`` and ``_write_time_micros``)
     :param files_per_task: data files per convert task
+    :param max_mapped_tasks: the most convert tasks (keep it within ``[core] max_map_length``); more data files
+        than that are shared out with more files per task
     :param deferrable: wait for the export in the triggerer
     :param dest_aws_conn_id: the connection of an S3 destination (default: ``aws_conn_id``)
     :param export_kwargs: more :class:`DynamoDBNativeExportOperator` parameters (``export_time``,
@@ -93,7 +96,9 @@ def dynamodb_native_export_to_files(
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
             s3_client = S3Hook(aws_conn_id=aws_conn_id, verify=verify).get_conn()
-            return plan_native_export_files(export, files_per_task=files_per_task, s3_client=s3_client)
+            return plan_native_export_files(
+                export, files_per_task=files_per_task, max_tasks=max_mapped_tasks, s3_client=s3_client
+            )
 
         plan = plan_files(export.output)  # type: ignore[arg-type]
         convert = DynamoDBNativeExportConvertOperator.partial(

@@ -525,14 +525,20 @@ def convert_data_files(
     )
 
 
-def batch_data_files(data_files: Sequence[NativeDataFile], files_per_task: int) -> list[list[NativeDataFile]]:
+def batch_data_files(
+    data_files: Sequence[NativeDataFile], files_per_task: int, *, max_batches: int | None = None
+) -> list[list[NativeDataFile]]:
     """
     Cut the data files into consecutive batches of at most ``files_per_task`` files (at least one batch).
 
-    :raises InvalidScanArgumentError: ``files_per_task`` is not an integer >= 1.
+    :param max_batches: never more batches than this (e.g. Airflow's ``max_map_length``): the batches grow instead
+    :raises InvalidScanArgumentError: ``files_per_task`` or ``max_batches`` is not an integer >= 1.
     """
-    if not isinstance(files_per_task, int) or isinstance(files_per_task, bool) or files_per_task < 1:
-        raise InvalidScanArgumentError(f"files_per_task={files_per_task!r} is not allowed; it must be an integer >= 1.")
+    for name, value in (("files_per_task", files_per_task), ("max_batches", 1 if max_batches is None else max_batches)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidScanArgumentError(f"{name}={value!r} is not allowed; it must be an integer >= 1.")
+    if max_batches is not None:
+        files_per_task = max(files_per_task, -(-len(data_files) // max_batches))
     batches = [list(data_files[start : start + files_per_task]) for start in range(0, len(data_files), files_per_task)]
     return batches or [[]]
 

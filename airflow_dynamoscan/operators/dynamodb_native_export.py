@@ -524,6 +524,7 @@ def plan_native_export_files(
     export: dict[str, Any],
     *,
     files_per_task: int = 1,
+    max_tasks: int | None = None,
     s3_client: Any,
 ) -> list[dict[str, Any]]:
     """
@@ -531,6 +532,8 @@ def plan_native_export_files(
 
     :param export: the result of :class:`DynamoDBNativeExportOperator` (``s3_bucket``, ``manifest_summary_key``)
     :param files_per_task: data files per convert task
+    :param max_tasks: the most convert tasks, e.g. Airflow's ``[core] max_map_length``: an export with more data
+        files gets more files per task (``None``: no limit)
     :param s3_client: a boto3 S3 client that can read the export
     :return: ``[{"data_files": [...], "segment": i, "total_segments": n, "incremental": bool,
         "source_bucket": ...}, ...]``, one per batch; an export without data files gives one empty batch.
@@ -545,7 +548,7 @@ def plan_native_export_files(
     try:
         summary = read_summary(s3_client, bucket, key)
         data_files = read_data_files(s3_client, summary)
-        batches = batch_data_files(data_files, files_per_task)
+        batches = batch_data_files(data_files, files_per_task, max_batches=max_tasks)
     except DynamoScanError as error:
         raise AirflowFailException(str(error)) from error
     return [

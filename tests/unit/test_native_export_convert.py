@@ -180,3 +180,16 @@ def test_bad_exports_fail_clearly(s3: Any, tmp_path: Path) -> None:
         ).execute({})  # type: ignore[arg-type]
     # Nothing was committed: the failed part is not there.
     assert not list((tmp_path / "short").rglob("*.jsonl"))
+
+
+def test_plan_never_maps_more_tasks_than_allowed(s3: Any) -> None:
+    built = write_native_export(s3, BUCKET, "many", [[full_line(item)] for item in ITEMS])
+    export = {"s3_bucket": BUCKET, "manifest_summary_key": built.summary_key}
+    plans = plan_native_export_files(export, max_tasks=3, s3_client=s3)
+    assert [(plan["segment"], plan["total_segments"], len(plan["data_files"])) for plan in plans] == [
+        (0, 3, 3),
+        (1, 3, 3),
+        (2, 3, 1),
+    ]
+    assert [data_file["key"] for plan in plans for data_file in plan["data_files"]] == built.data_keys
+    assert len(plan_native_export_files(export, s3_client=s3)) == 7

@@ -231,8 +231,12 @@ def test_batches_of_files() -> None:
         ["k4"],
     ]
     assert batch_data_files([], 4) == [[]]
+    assert [len(batch) for batch in batch_data_files(files, 1, max_batches=2)] == [3, 2]
+    assert [len(batch) for batch in batch_data_files(files, 4, max_batches=2)] == [4, 1]
     with pytest.raises(InvalidScanArgumentError, match="files_per_task=0"):
         batch_data_files(files, 0)
+    with pytest.raises(InvalidScanArgumentError, match="max_batches=0"):
+        batch_data_files(files, 1, max_batches=0)
 
 
 def test_method_choice_and_cost_model() -> None:
