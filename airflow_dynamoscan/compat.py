@@ -16,12 +16,16 @@ from airflow.providers.common.compat.sdk import (
     BaseOperatorLink,
     Context,
     Param,
+    TaskDeferred,
     TaskGroup,
     conf,
     dag,
     get_current_context,
     task,
 )
+
+# The same module on Airflow 2.11 and 3.x; the Amazon provider's triggers import it from there as well.
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 __all__ = [
     "DAG",
@@ -30,9 +34,12 @@ __all__ = [
     "Asset",
     "BaseOperator",
     "BaseOperatorLink",
+    "BaseTrigger",
     "Context",
     "Param",
+    "TaskDeferred",
     "TaskGroup",
+    "TriggerEvent",
     "conf",
     "dag",
     "get_current_context",

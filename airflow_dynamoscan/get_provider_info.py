@@ -33,7 +33,14 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_dynamoscan.operators.dynamodb_export",
                     "airflow_dynamoscan.operators.dynamodb_transform",
+                    "airflow_dynamoscan.operators.dynamodb_native_export",
                 ],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Amazon DynamoDB (parallel scan)",
+                "python-modules": ["airflow_dynamoscan.triggers.dynamodb_native_export"],
             }
         ],
     }

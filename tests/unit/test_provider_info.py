@@ -17,9 +17,16 @@ def test_provider_is_registered_under_its_canonical_name() -> None:
 
 def test_every_listed_module_imports() -> None:
     info = get_provider_info()
-    modules = [module for kind in ("hooks", "operators") for entry in info[kind] for module in entry["python-modules"]]
+    modules = [
+        module
+        for kind in ("hooks", "operators", "triggers")
+        for entry in info[kind]
+        for module in entry["python-modules"]
+    ]
     assert "airflow_dynamoscan.hooks.dynamodb_scan" in modules
     assert "airflow_dynamoscan.operators.dynamodb_export" in modules
     assert "airflow_dynamoscan.operators.dynamodb_transform" in modules
+    assert "airflow_dynamoscan.operators.dynamodb_native_export" in modules
+    assert "airflow_dynamoscan.triggers.dynamodb_native_export" in modules
     for module in modules:
         assert importlib.import_module(module).__name__ == module

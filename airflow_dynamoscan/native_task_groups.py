@@ -1,0 +1,250 @@
+"""
+Task groups of native exports: export -> one mapped convert task per data file (or batch) -> manifest, and a
+dispatcher between a scan export and a native export (``method="scan" | "native" | "auto"``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow_dynamoscan.compat import TaskGroup, task
+from airflow_dynamoscan.export.strategy import DEFAULT_NATIVE_THRESHOLD_BYTES, choose_export_method, validate_method
+from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
+from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator
+from airflow_dynamoscan.operators.dynamodb_native_export import (
+    DynamoDBNativeExportConvertOperator,
+    DynamoDBNativeExportOperator,
+    plan_native_export_files,
+)
+from airflow_dynamoscan.task_groups import DEFAULT_MAX_MAPPED_SEGMENTS, dynamodb_parallel_export
+
+log = logging.getLogger(__name__)
+
+_CONVERT_KEYWORDS = ("file_format", "compression", "max_file_bytes", "columns", "overwrite", "verify_md5")
+
+
+def dynamodb_native_export_to_files(
+    group_id: str,
+    *,
+    table_name: str,
+    s3_bucket: str,
+    destination: str,
+    s3_prefix: str | None = None,
+    export_type: str = "FULL_EXPORT",
+    files_per_task: int = 1,
+    max_mapped_tasks: int = DEFAULT_MAX_MAPPED_SEGMENTS,
+    deferrable: bool | None = None,
+    aws_conn_id: str | None = "aws_default",
+    region_name: str | None = None,
+    verify: bool | str | None = None,
+    botocore_config: dict[str, Any] | None = None,
+    dest_aws_conn_id: str | None = None,
+    export_kwargs: dict[str, Any] | None = None,
+    **convert_kwargs: Any,
+) -> TaskGroup:
+    """
+    Build a native export converted to the package's formats, as a TaskGroup of four tasks.
+
+    1. ``start_export``: :class:`DynamoDBNativeExportOperator` (full or incremental, deferrable) writes DynamoDB's
+       export under ``s3://{s3_bucket}/{s3_prefix}/AWSDynamoDB/...``;
+    2. ``plan_files``: reads its manifests and cuts its data files into batches of ``files_per_task``;
+    3. ``convert_files``: :class:`DynamoDBNativeExportConvertOperator` mapped once per batch (``files 2/8``),
+       writing parts to ``destination`` exactly where a scan export's segments go;
+    4. ``write_manifest``: the same ``manifest.json`` as a scan export.
+
+    :param group_id: the TaskGroup's id
+    :param table_name: the table (templated)
+    :param s3_bucket: the bucket DynamoDB writes its export to (templated)
+    :param destination: where the converted parts and the manifest go: ``s3://bucket/prefix`` or a local
+        directory (templated); keep it apart from the native export's own prefix
+    :param s3_prefix: the native export's key prefix (templated)
+    :param export_type: ``"FULL_EXPORT"`` or ``"INCREMENTAL_EXPORT"`` (over the run's data interval, giving
+        rows with ``_op`` and ``_write_time_micros``)
+    :param files_per_task: data files per convert task
+    :param max_mapped_tasks: the most convert tasks (keep it within ``[core] max_map_length``); more data files
+        than that are shared out with more files per task
+    :param deferrable: wait for the export in the triggerer
+    :param dest_aws_conn_id: the connection of an S3 destination (default: ``aws_conn_id``)
+    :param export_kwargs: more :class:`DynamoDBNativeExportOperator` parameters (``export_time``,
+        ``export_view_type``, ``s3_sse_algorithm``, ``poll_interval``, ``timeout``, ...)
+    :param convert_kwargs: ``file_format``, ``compression``, ``max_file_bytes``, ``columns``, ``overwrite``,
+        ``verify_md5``, and BaseOperator parameters (``retries``...) of the convert tasks
+    :return: the TaskGroup.
+    """
+    dest_conn_id = aws_conn_id if dest_aws_conn_id is None else dest_aws_conn_id
+    aws: dict[str, Any] = {
+        "aws_conn_id": aws_conn_id,
+        "region_name": region_name,
+        "verify": verify,
+        "botocore_config": botocore_config,
+    }
+    with TaskGroup(group_id=group_id) as group:
+        export = DynamoDBNativeExportOperator(
+            task_id="start_export",
+            table_name=table_name,
+            s3_bucket=s3_bucket,
+            s3_prefix=s3_prefix,
+            export_type=export_type,
+            deferrable=deferrable,
+            **aws,
+            **(export_kwargs or {}),
+        )
+
+        @task(task_id="plan_files")
+        def plan_files(export: dict[str, Any]) -> list[dict[str, Any]]:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            s3_client = S3Hook(aws_conn_id=aws_conn_id, verify=verify).get_conn()
+            return plan_native_export_files(
+                export, files_per_task=files_per_task, max_tasks=max_mapped_tasks, s3_client=s3_client
+            )
+
+        plan = plan_files(export.output)  # type: ignore[arg-type]
+        convert = DynamoDBNativeExportConvertOperator.partial(
+            task_id="convert_files",
+            table_name=table_name,
+            destination=destination,
+            aws_conn_id=aws_conn_id,
+            dest_aws_conn_id=dest_conn_id,
+            verify=verify,
+            map_index_template="files {{ task.segment + 1 }}/{{ task.total_segments }}",
+            **convert_kwargs,
+        ).expand_kwargs(plan)
+        DynamoDBExportManifestOperator(
+            task_id="write_manifest",
+            results=convert.output,
+            destination=destination,
+            table_name=table_name,
+            dest_aws_conn_id=dest_conn_id,
+            verify=verify,
+        )
+    return group
+
+
+def choose_table_export_method(
+    table_name: str,
+    method: str,
+    *,
+    native_threshold_bytes: int = DEFAULT_NATIVE_THRESHOLD_BYTES,
+    aws_conn_id: str | None = "aws_default",
+    region_name: str | None = None,
+    verify: bool | str | None = None,
+    botocore_config: dict[str, Any] | None = None,
+) -> str:
+    """
+    Return ``"scan"`` or ``"native"`` for the table, from DescribeTable's ``TableSizeBytes`` and
+    DescribeContinuousBackups' point-in-time recovery status (see :mod:`airflow_dynamoscan.export.strategy`).
+
+    :raises InvalidScanArgumentError: an unknown method, or ``"native"`` without point-in-time recovery.
+    :raises TableNotFoundError: the table does not exist.
+    """
+    validate_method(method, table_name=table_name)
+    hook = DynamoDBScanHook(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify, config=botocore_config)
+    table = hook.describe_table(table_name)
+    backups = hook.client.describe_continuous_backups(TableName=table_name)["ContinuousBackupsDescription"]
+    recovery = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus") == "ENABLED"
+    choice = choose_export_method(
+        method,
+        table_name=table_name,
+        table_size_bytes=table.get("TableSizeBytes"),
+        point_in_time_recovery=recovery,
+        native_threshold_bytes=native_threshold_bytes,
+    )
+    log.info("Table %s: exporting by %s, because %s", table_name, choice.method, choice.reason)
+    return choice.method
+
+
+def dynamodb_table_export(
+    group_id: str,
+    *,
+    table_name: str,
+    destination: str,
+    method: str = "scan",
+    native_s3_bucket: str | None = None,
+    native_s3_prefix: str | None = None,
+    native_threshold_bytes: int = DEFAULT_NATIVE_THRESHOLD_BYTES,
+    aws_conn_id: str | None = "aws_default",
+    region_name: str | None = None,
+    verify: bool | str | None = None,
+    botocore_config: dict[str, Any] | None = None,
+    dest_aws_conn_id: str | None = None,
+    scan_options: dict[str, Any] | None = None,
+    native_options: dict[str, Any] | None = None,
+    **export_kwargs: Any,
+) -> TaskGroup:
+    """
+    Export a whole table to ``destination`` by scan or by native export; either gives the same parts and manifest.
+
+    * ``method="scan"``: :func:`~airflow_dynamoscan.task_groups.dynamodb_parallel_export` (group ``scan``);
+    * ``method="native"``: :func:`dynamodb_native_export_to_files` (group ``native``), a full export at the run's
+      data-interval end, staged under ``s3://{native_s3_bucket}/{native_s3_prefix}``;
+    * ``method="auto"``: a ``choose_method`` task picks one when the run starts (native when point-in-time
+      recovery is enabled and the table holds at least ``native_threshold_bytes``, 1 GiB by default) and the
+      other group is skipped.
+
+    :param export_kwargs: format options shared by both ways (``file_format``, ``compression``,
+        ``max_file_bytes``, ``columns``, ``overwrite``)
+    :param scan_options: more :func:`~airflow_dynamoscan.task_groups.dynamodb_parallel_export` parameters
+        (``total_segments``, ``scan_kwargs``, ...)
+    :param native_options: more :func:`dynamodb_native_export_to_files` parameters (``files_per_task``,
+        ``deferrable``, ``export_kwargs``...)
+    :raises ValueError: an unknown method, or ``native``/``auto`` without ``native_s3_bucket``.
+    """
+    validate_method(method, table_name=table_name)
+    if method != "scan" and not native_s3_bucket:
+        raise ValueError(
+            f"Table {table_name!r}: method={method!r} needs native_s3_bucket, the bucket DynamoDB writes its own "
+            "export to before it is converted."
+        )
+    unknown = sorted(set(export_kwargs) - set(_CONVERT_KEYWORDS))
+    if unknown:
+        raise ValueError(
+            f"Table {table_name!r}: {unknown} are not format options; allowed: {', '.join(_CONVERT_KEYWORDS)}. Pass "
+            "scan options in scan_options and native-export options in native_options."
+        )
+    aws: dict[str, Any] = {
+        "aws_conn_id": aws_conn_id,
+        "region_name": region_name,
+        "verify": verify,
+        "botocore_config": botocore_config,
+    }
+    with TaskGroup(group_id=group_id) as group:
+        scan_group = native_group = None
+        if method in ("scan", "auto"):
+            format_options = {name: value for name, value in export_kwargs.items() if name != "verify_md5"}
+            scan_group = dynamodb_parallel_export(
+                "scan",
+                table_name=table_name,
+                destination=destination,
+                dest_aws_conn_id=dest_aws_conn_id,
+                **aws,
+                **format_options,
+                **(scan_options or {}),
+            )
+        if method in ("native", "auto"):
+            assert native_s3_bucket is not None
+            native_group = dynamodb_native_export_to_files(
+                "native",
+                table_name=table_name,
+                s3_bucket=native_s3_bucket,
+                s3_prefix=native_s3_prefix,
+                destination=destination,
+                dest_aws_conn_id=dest_aws_conn_id,
+                **aws,
+                **export_kwargs,
+                **(native_options or {}),
+            )
+        if scan_group is not None and native_group is not None:
+            scan_first = f"{group.group_id}.scan.plan_segments"
+            native_first = f"{group.group_id}.native.start_export"
+
+            @task.branch(task_id="choose_method")
+            def choose_method(table_name: str) -> str:
+                chosen = choose_table_export_method(
+                    table_name, "auto", native_threshold_bytes=native_threshold_bytes, **aws
+                )
+                return native_first if chosen == "native" else scan_first
+
+            choose_method(table_name) >> [scan_group, native_group]
+    return group

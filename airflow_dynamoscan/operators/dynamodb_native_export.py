@@ -1,0 +1,706 @@
+"""
+Start a DynamoDB native export (``ExportTableToPointInTime``), wait for it (deferrable), and convert its files.
+
+:class:`DynamoDBNativeExportOperator` starts a full export at a point in time, or an incremental export of a time
+window, and waits for it, in the triggerer (``deferrable=True``) or in the worker. A retry of the task never starts
+a second export: the request carries a ``ClientToken`` derived from the task instance and the request itself.
+:class:`DynamoDBNativeExportConvertOperator` converts data files of a finished export into the package's own
+formats, as parts that :class:`~airflow_dynamoscan.operators.dynamodb_export.DynamoDBExportManifestOperator`
+commits with the same manifest as a scan export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_dynamoscan.compat import AirflowException, AirflowFailException, BaseOperator, conf
+from airflow_dynamoscan.exceptions import DestinationError, DynamoScanError, TableNotFoundError
+from airflow_dynamoscan.export.exporter import segment_prefix
+from airflow_dynamoscan.export.formats import validate_format
+from airflow_dynamoscan.export.manifest import MANIFEST_NAME
+from airflow_dynamoscan.export.native import (
+    EXPORT_TYPES,
+    EXPORT_VIEW_TYPES,
+    FILES_NAME,
+    SUMMARY_NAME,
+    NativeDataFile,
+    batch_data_files,
+    check_incremental_window,
+    convert_data_files,
+    export_folder,
+    read_data_files,
+    read_summary,
+    utc_datetime,
+)
+from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
+from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID
+from airflow_dynamoscan.operators.dynamodb_export import (
+    DEFAULT_MAX_FILE_BYTES,
+    destination_dataset,
+    dynamodb_dataset,
+    open_export_destination,
+)
+from airflow_dynamoscan.triggers.dynamodb_native_export import (
+    DEFAULT_POLL_INTERVAL,
+    DynamoDBNativeExportTrigger,
+    json_description,
+)
+
+if TYPE_CHECKING:
+    from airflow_dynamoscan.compat import Context
+
+#: How long the operator waits, by default, for an export to finish: DynamoDB's exports of big tables take hours.
+DEFAULT_EXPORT_TIMEOUT = timedelta(hours=24)
+
+#: How long the operator waits for an export time to become restorable (DynamoDB's backups lag a few minutes).
+DEFAULT_RESTORABLE_WAIT = timedelta(minutes=15)
+
+_OUTPUT_FORMATS = ("DYNAMODB_JSON", "ION")
+_SSE_ALGORITHMS = ("AES256", "KMS")
+
+
+def client_token(identity: dict[str, Any], request: dict[str, Any]) -> str:
+    """
+    Return the ``ClientToken`` of an export request: the SHA-256 (64 hex digits) of the task instance's identity
+    (``dag_id``, ``task_id``, ``run_id``, ``map_index``; never the try number) and of the request.
+
+    A retry sends the same request with the same token, so DynamoDB returns the export the first try started
+    instead of starting another (within DynamoDB's 8-hour idempotency window). A changed request (another bucket,
+    time or window) gets another token, so it starts its own export instead of failing with
+    ``ExportConflictException``.
+    """
+    text = json.dumps({"identity": identity, "request": request}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _task_identity(context: Context | dict[str, Any], task_id: str, dag_id: str | None) -> dict[str, Any]:
+    ti = context.get("ti") or context.get("task_instance")
+    dag_run = context.get("dag_run")
+    return {
+        "dag_id": getattr(ti, "dag_id", None) or dag_id,
+        "task_id": getattr(ti, "task_id", None) or task_id,
+        "run_id": getattr(ti, "run_id", None) or getattr(dag_run, "run_id", None) or context.get("run_id"),
+        "map_index": getattr(ti, "map_index", -1),
+    }
+
+
+def _run_time(context: Context | dict[str, Any], name: str) -> datetime | None:
+    value: Any = context.get(name)
+    if value is None and name == "data_interval_end":
+        # A manual run may have no data interval; the time it was asked to run after is as stable across retries.
+        dag_run = context.get("dag_run")
+        value = getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None)
+    return None if value is None else utc_datetime(value, name)
+
+
+def _error_code(error: Exception) -> str | None:
+    response = getattr(error, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+def export_result(table_name: str, description: dict[str, Any]) -> dict[str, Any]:
+    """
+    The small XCom result of a native export, from its ``ExportDescription``.
+
+    ``manifest_summary_key`` is DescribeExport's ``ExportManifest`` (else the documented place, derived from the
+    ARN); ``manifest_files_key`` is ``manifest-files.json`` beside it.
+    """
+    description = json_description(description)
+    summary_key = description.get("ExportManifest")
+    arn = str(description.get("ExportArn") or "")
+    if not summary_key and "/export/" in arn:
+        summary_key = export_folder(description.get("S3Prefix"), arn.rpartition("/export/")[2]) + SUMMARY_NAME
+    files_key = summary_key.rpartition("/")[0] + "/" + FILES_NAME if summary_key else None
+    incremental = description.get("IncrementalExportSpecification") or {}
+    return {
+        "table_name": table_name,
+        "export_arn": description.get("ExportArn"),
+        "export_status": description.get("ExportStatus"),
+        "export_type": description.get("ExportType"),
+        "export_format": description.get("ExportFormat"),
+        "export_time": description.get("ExportTime"),
+        "export_from_time": incremental.get("ExportFromTime"),
+        "export_to_time": incremental.get("ExportToTime"),
+        "export_view_type": incremental.get("ExportViewType"),
+        "item_count": description.get("ItemCount"),
+        "billed_size_bytes": description.get("BilledSizeBytes"),
+        "s3_bucket": description.get("S3Bucket"),
+        "s3_prefix": description.get("S3Prefix"),
+        "manifest_summary_key": summary_key,
+        "manifest_files_key": files_key,
+        "started_at": description.get("StartTime"),
+        "finished_at": description.get("EndTime"),
+    }
+
+
+class DynamoDBNativeExportOperator(BaseOperator):
+    """
+    Export a DynamoDB table to S3 with DynamoDB's own ``ExportTableToPointInTime``, and wait until it is done.
+
+    The table needs point-in-time recovery. A native export reads DynamoDB's backups, not the table: it uses no
+    read capacity and is a consistent snapshot. DynamoDB writes it under
+    ``s3://{s3_bucket}/{s3_prefix}/AWSDynamoDB/{ExportId}/`` (see :mod:`airflow_dynamoscan.export.native`).
+
+    * ``export_type="FULL_EXPORT"``: the table as it was at ``export_time`` (default: the run's data-interval
+      end; for a run without one, the time it was asked to run after).
+    * ``export_type="INCREMENTAL_EXPORT"``: the changes written in ``[export_from_time, export_to_time)``
+      (default: the run's data interval), 15 minutes to 24 hours; ``export_view_type`` ``"NEW_AND_OLD_IMAGES"``
+      (default) or ``"NEW_IMAGE"``. Longer windows: map the operator over
+      :func:`~airflow_dynamoscan.export.native.split_export_window`.
+
+    A retry never starts a second export (see :func:`client_token`). With ``deferrable=True`` the wait runs in the
+    triggerer (:class:`~airflow_dynamoscan.triggers.dynamodb_native_export.DynamoDBNativeExportTrigger`) and frees
+    the worker slot; otherwise the task polls every ``poll_interval`` seconds. Either way it gives up after
+    ``timeout`` (a retry then waits for the same export again).
+
+    :param table_name: the table's name or ARN (templated)
+    :param s3_bucket: the bucket DynamoDB writes to (templated); it must exist
+    :param s3_prefix: the key prefix of the export (templated), e.g. ``exports/orders/{{ ds }}``
+    :param export_type: ``"FULL_EXPORT"`` (default) or ``"INCREMENTAL_EXPORT"``
+    :param export_time: a full export's point in time: a ``datetime`` or ISO 8601 text (templated)
+    :param export_from_time: an incremental export's window start (templated)
+    :param export_to_time: an incremental export's window end (templated)
+    :param export_view_type: an incremental export's ``"NEW_AND_OLD_IMAGES"`` or ``"NEW_IMAGE"``
+    :param export_format: ``"DYNAMODB_JSON"`` (default; what the convert step reads) or ``"ION"``
+    :param s3_bucket_owner: the bucket owner's account id, for a bucket of another account
+    :param s3_sse_algorithm: ``"AES256"`` or ``"KMS"``
+    :param s3_sse_kms_key_id: the KMS key of ``"KMS"`` encryption
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``)
+    :param poll_interval: seconds between two DescribeExport calls (default 60)
+    :param timeout: how long to wait for the export (default 24 hours), a ``timedelta`` or seconds
+    :param restorable_wait: how long to wait for an export time a few minutes old to become restorable
+        (point-in-time backups lag behind the table by about five minutes); default 15 minutes
+    :param aws_conn_id: the Airflow connection of the table (also used to check the bucket)
+    :param region_name: AWS region; default: the connection's
+    :param verify: SSL verification, as for the Amazon provider's operators
+    :param botocore_config: ``botocore.config.Config`` options as a dict
+
+    Returns (XCom) :func:`export_result`: ``export_arn``, ``export_status``, ``item_count``,
+    ``billed_size_bytes``, ``s3_bucket``, ``s3_prefix``, ``manifest_summary_key``, ``manifest_files_key``, the
+    times, and ``table_name``. Never item data.
+
+    :raises AirflowFailException: errors no retry fixes: no such table, point-in-time recovery disabled, an
+        incremental window outside 15 minutes to 24 hours, an export time before the earliest restorable time or
+        in the future, a missing bucket, a rejected request, a failed export.
+    """
+
+    template_fields: Sequence[str] = (
+        "table_name",
+        "s3_bucket",
+        "s3_prefix",
+        "export_time",
+        "export_from_time",
+        "export_to_time",
+        "s3_bucket_owner",
+        "s3_sse_kms_key_id",
+        "aws_conn_id",
+        "region_name",
+        "verify",
+        "botocore_config",
+    )
+    ui_color = "#4b7bec"
+
+    def __init__(
+        self,
+        *,
+        table_name: str,
+        s3_bucket: str,
+        s3_prefix: str | None = None,
+        export_type: str = "FULL_EXPORT",
+        export_time: datetime | str | None = None,
+        export_from_time: datetime | str | None = None,
+        export_to_time: datetime | str | None = None,
+        export_view_type: str = "NEW_AND_OLD_IMAGES",
+        export_format: str = "DYNAMODB_JSON",
+        s3_bucket_owner: str | None = None,
+        s3_sse_algorithm: str | None = None,
+        s3_sse_kms_key_id: str | None = None,
+        deferrable: bool | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        timeout: timedelta | float | None = DEFAULT_EXPORT_TIMEOUT,
+        restorable_wait: timedelta | float = DEFAULT_RESTORABLE_WAIT,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        where = f"Table {table_name!r}: "
+        if export_type not in EXPORT_TYPES:
+            raise ValueError(f"{where}export_type={export_type!r} is not allowed; allowed: {', '.join(EXPORT_TYPES)}.")
+        if export_view_type not in EXPORT_VIEW_TYPES:
+            raise ValueError(
+                f"{where}export_view_type={export_view_type!r} is not allowed; allowed: {', '.join(EXPORT_VIEW_TYPES)}."
+            )
+        if export_format not in _OUTPUT_FORMATS:
+            raise ValueError(
+                f"{where}export_format={export_format!r} is not allowed; allowed: {', '.join(_OUTPUT_FORMATS)}."
+            )
+        if s3_sse_algorithm is not None and s3_sse_algorithm not in _SSE_ALGORITHMS:
+            raise ValueError(
+                f"{where}s3_sse_algorithm={s3_sse_algorithm!r} is not allowed; allowed: None, "
+                f"{', '.join(_SSE_ALGORITHMS)}."
+            )
+        if export_type == "FULL_EXPORT" and (export_from_time is not None or export_to_time is not None):
+            raise ValueError(
+                f"{where}export_from_time/export_to_time apply to export_type='INCREMENTAL_EXPORT' only; a full "
+                "export takes export_time."
+            )
+        if not poll_interval or poll_interval <= 0:
+            raise ValueError(f"{where}poll_interval={poll_interval!r} is not allowed; it must be > 0 seconds.")
+        self.table_name = table_name
+        self.s3_bucket = s3_bucket
+        self.s3_prefix = s3_prefix
+        self.export_type = export_type
+        self.export_time = export_time
+        self.export_from_time = export_from_time
+        self.export_to_time = export_to_time
+        self.export_view_type = export_view_type
+        self.export_format = export_format
+        self.s3_bucket_owner = s3_bucket_owner
+        self.s3_sse_algorithm = s3_sse_algorithm
+        self.s3_sse_kms_key_id = s3_sse_kms_key_id
+        self.deferrable = (
+            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+        )
+        self.poll_interval = float(poll_interval)
+        self.export_timeout = (
+            None if timeout is None else timeout if isinstance(timeout, timedelta) else timedelta(seconds=timeout)
+        )
+        self.restorable_wait = (
+            restorable_wait if isinstance(restorable_wait, timedelta) else timedelta(seconds=restorable_wait)
+        )
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+
+    @cached_property
+    def hook(self) -> DynamoDBScanHook:
+        """The hook of the table's connection."""
+        return DynamoDBScanHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
+        )
+
+    def _fail(self, message: str) -> AirflowFailException:
+        return AirflowFailException(f"Table {self.table_name!r}: {message}")
+
+    def _table_arn(self) -> tuple[str, str]:
+        if str(self.table_name).startswith("arn:"):
+            return str(self.table_name), str(self.table_name).rpartition("/")[2]
+        try:
+            table = self.hook.describe_table(self.table_name)
+        except TableNotFoundError as error:
+            raise AirflowFailException(str(error)) from error
+        return str(table["TableArn"]), str(table["TableName"])
+
+    def _recovery(self, name: str) -> dict[str, Any]:
+        response = self.hook.client.describe_continuous_backups(TableName=name)
+        recovery: dict[str, Any] = response["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
+        if recovery.get("PointInTimeRecoveryStatus") != "ENABLED":
+            raise self._fail(
+                "point-in-time recovery is not enabled (PointInTimeRecoveryStatus="
+                f"{recovery.get('PointInTimeRecoveryStatus')!r}); a native export needs it. Enable it with "
+                "UpdateContinuousBackups PointInTimeRecoverySpecification={'PointInTimeRecoveryEnabled': true} "
+                "(console: the table's Backups tab, Point-in-time recovery), or export by scan instead."
+            )
+        return recovery
+
+    def _check_restorable(self, name: str, recovery: dict[str, Any], first: datetime, last: datetime) -> None:
+        """Check that ``[first, last]`` lies in the restorable range; wait a little if ``last`` is just too recent."""
+        now = datetime.now(timezone.utc)
+        if last > now:
+            raise self._fail(
+                f"the export time {last.isoformat()} is in the future (now: {now.isoformat()}); DynamoDB exports "
+                "only the past."
+            )
+        earliest = recovery.get("EarliestRestorableDateTime")
+        if earliest is not None and first < utc_datetime(earliest, "EarliestRestorableDateTime"):
+            raise self._fail(
+                f"the export time {first.isoformat()} is before the earliest restorable time "
+                f"{utc_datetime(earliest, 'EarliestRestorableDateTime').isoformat()} (point-in-time recovery keeps "
+                "a limited period, RecoveryPeriodInDays); choose a later time."
+            )
+        deadline = time.monotonic() + self.restorable_wait.total_seconds()
+        while True:
+            latest = recovery.get("LatestRestorableDateTime")
+            if latest is None or last <= utc_datetime(latest, "LatestRestorableDateTime"):
+                return
+            if time.monotonic() >= deadline:
+                # Retryable: the backups catch up within minutes.
+                raise AirflowException(
+                    f"Table {self.table_name!r}: the export time {last.isoformat()} is after the latest restorable "
+                    f"time {utc_datetime(latest, 'LatestRestorableDateTime').isoformat()}; a retry will find it "
+                    "restorable."
+                )
+            self.log.info("Waiting for %s to become restorable (latest: %s)", last.isoformat(), latest)
+            time.sleep(min(30.0, self.poll_interval))
+            recovery = self._recovery(name)
+
+    def _check_bucket(self) -> None:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3: Any = S3Hook(aws_conn_id=self.aws_conn_id, verify=self.verify).get_conn()
+        try:
+            if self.s3_bucket_owner:
+                s3.head_bucket(Bucket=self.s3_bucket, ExpectedBucketOwner=self.s3_bucket_owner)
+            else:
+                s3.head_bucket(Bucket=self.s3_bucket)
+        except Exception as error:
+            code = _error_code(error)
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise self._fail(
+                    f"the bucket s3_bucket={self.s3_bucket!r} does not exist; create it or name another."
+                ) from error
+            # 403 and the like: a bucket of another account may refuse HeadBucket and still accept exports.
+            self.log.warning("Could not check the bucket %s (%s); starting the export anyway", self.s3_bucket, code)
+
+    def build_request(self, context: Context | dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """
+        Check the table and the times; return the ``ExportTableToPointInTime`` request (with its ``ClientToken``)
+        and the table's name.
+
+        :raises AirflowFailException: see the class docstring.
+        """
+        if not self.s3_bucket:
+            raise self._fail("s3_bucket is empty; name the bucket the export is written to.")
+        table_arn, name = self._table_arn()
+        recovery = self._recovery(name)
+        request: dict[str, Any] = {
+            "TableArn": table_arn,
+            "S3Bucket": self.s3_bucket,
+            "ExportFormat": self.export_format,
+            "ExportType": self.export_type,
+        }
+        try:
+            if self.export_type == "FULL_EXPORT":
+                moment = (
+                    utc_datetime(self.export_time, "export_time")
+                    if self.export_time
+                    else _run_time(context, "data_interval_end") or datetime.now(timezone.utc)
+                )
+                self._check_restorable(name, recovery, moment, moment)
+                request["ExportTime"] = moment
+            else:
+                first = (
+                    utc_datetime(self.export_from_time, "export_from_time")
+                    if self.export_from_time
+                    else _run_time(context, "data_interval_start")
+                )
+                last = (
+                    utc_datetime(self.export_to_time, "export_to_time")
+                    if self.export_to_time
+                    else _run_time(context, "data_interval_end")
+                )
+                if first is None or last is None:
+                    raise self._fail(
+                        "an incremental export needs a window: give export_from_time and export_to_time, or run it "
+                        "in a scheduled DAG whose runs have a data interval."
+                    )
+                check_incremental_window(first, last, table_name=self.table_name)
+                self._check_restorable(name, recovery, first, last)
+                request["IncrementalExportSpecification"] = {
+                    "ExportFromTime": first,
+                    "ExportToTime": last,
+                    "ExportViewType": self.export_view_type,
+                }
+        except DynamoScanError as error:
+            raise AirflowFailException(str(error)) from error
+        optional = {
+            "S3Prefix": (self.s3_prefix or "").strip("/") or None,
+            "S3BucketOwner": self.s3_bucket_owner,
+            "S3SseAlgorithm": self.s3_sse_algorithm,
+            "S3SseKmsKeyId": self.s3_sse_kms_key_id,
+        }
+        request.update({key: value for key, value in optional.items() if value})
+        request["ClientToken"] = client_token(_task_identity(context, self.task_id, self.dag_id), request)
+        return request, name
+
+    def _start(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self.hook.client.export_table_to_point_in_time(**request)
+        except Exception as error:
+            code = _error_code(error)
+            messages = {
+                "PointInTimeRecoveryUnavailableException": "point-in-time recovery is not enabled; enable it "
+                "(UpdateContinuousBackups PointInTimeRecoveryEnabled=true) before exporting.",
+                "InvalidExportTimeException": "DynamoDB refused the export time: it must lie within the table's "
+                "restorable range.",
+                "ExportConflictException": "an export with this task's ClientToken and other parameters is "
+                "already running; wait for it or change the task.",
+                "TableNotFoundException": "the table does not exist.",
+                "ValidationException": "DynamoDB rejected the export request.",
+            }
+            if code in messages:
+                raise self._fail(f"{messages[code]} ({code}: {error})") from error
+            raise
+        description: dict[str, Any] = response["ExportDescription"]
+        return description
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        request, _ = self.build_request(context)
+        self._check_bucket()
+        self.log.info(
+            "Starting the %s of table %s to s3://%s/%s",
+            self.export_type,
+            self.table_name,
+            self.s3_bucket,
+            request.get("S3Prefix", ""),
+        )
+        description = self._start(request)
+        arn = description["ExportArn"]
+        self.log.info("Export %s is %s", arn, description.get("ExportStatus"))
+        if description.get("ExportStatus") not in ("COMPLETED", "FAILED") and self.deferrable:
+            self.defer(
+                trigger=DynamoDBNativeExportTrigger(
+                    export_arn=arn,
+                    table_name=self.table_name,
+                    poll_interval=self.poll_interval,
+                    aws_conn_id=self.aws_conn_id,
+                    region_name=self.region_name,
+                    verify=self.verify,
+                    botocore_config=self.botocore_config,
+                ),
+                method_name="execute_complete",
+                timeout=self.export_timeout,
+            )
+        deadline = None if self.export_timeout is None else time.monotonic() + self.export_timeout.total_seconds()
+        while description.get("ExportStatus") not in ("COMPLETED", "FAILED"):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise AirflowException(
+                    f"Table {self.table_name!r}: export {arn} is still {description.get('ExportStatus')} after "
+                    f"{self.export_timeout}; a retry waits for the same export."
+                )
+            time.sleep(self.poll_interval)
+            description = self.hook.client.describe_export(ExportArn=arn)["ExportDescription"]
+        return self._finish(description)
+
+    def _finish(self, description: dict[str, Any]) -> dict[str, Any]:
+        if description.get("ExportStatus") == "FAILED":
+            raise self._fail(
+                f"export {description.get('ExportArn')} failed: {description.get('FailureCode')}: "
+                f"{description.get('FailureMessage')}"
+            )
+        result = export_result(self.table_name, description)
+        self.log.info(
+            "Export %s of table %s completed: %s items, %s billed bytes; manifest %s",
+            result["export_arn"],
+            self.table_name,
+            result["item_count"],
+            result["billed_size_bytes"],
+            result["manifest_summary_key"],
+        )
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the DynamoDB table in, the export's S3 prefix out (needs the OpenLineage provider)."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        prefix = (self.s3_prefix or "").strip("/")
+        return OperatorLineage(
+            inputs=[dynamodb_dataset(self.hook, str(self.table_name).rpartition("/")[2], Dataset)],
+            outputs=[destination_dataset(f"s3://{self.s3_bucket}/{prefix}", Dataset)],
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger: return the result, or fail as the event says."""
+        status = event.get("status")
+        description = event.get("description")
+        if status in ("success", "failed") and description:
+            return self._finish(description)
+        # A timeout or an error checking the status: a retry sends the same request and waits for the same export.
+        raise AirflowException(f"Table {self.table_name!r}: {event.get('message')}")
+
+
+def plan_native_export_files(
+    export: dict[str, Any],
+    *,
+    files_per_task: int = 1,
+    max_tasks: int | None = None,
+    s3_client: Any,
+) -> list[dict[str, Any]]:
+    """
+    Read a finished export's manifests and return the keyword sets of the mapped convert tasks.
+
+    :param export: the result of :class:`DynamoDBNativeExportOperator` (``s3_bucket``, ``manifest_summary_key``)
+    :param files_per_task: data files per convert task
+    :param max_tasks: the most convert tasks, e.g. Airflow's ``[core] max_map_length``: an export with more data
+        files gets more files per task (``None``: no limit)
+    :param s3_client: a boto3 S3 client that can read the export
+    :return: ``[{"data_files": [...], "segment": i, "total_segments": n, "incremental": bool,
+        "source_bucket": ...}, ...]``, one per batch; an export without data files gives one empty batch.
+    :raises AirflowFailException: the manifests are missing, malformed, in ``ION``, or disagree.
+    """
+    bucket, key = export.get("s3_bucket"), export.get("manifest_summary_key")
+    if not bucket or not key:
+        raise AirflowFailException(
+            f"Table {export.get('table_name')!r}: the export result names no s3_bucket or manifest_summary_key: "
+            f"{sorted(export)}."
+        )
+    try:
+        summary = read_summary(s3_client, bucket, key)
+        data_files = read_data_files(s3_client, summary)
+        batches = batch_data_files(data_files, files_per_task, max_batches=max_tasks)
+    except DynamoScanError as error:
+        raise AirflowFailException(str(error)) from error
+    return [
+        {
+            "data_files": [data_file.as_dict() for data_file in batch],
+            "segment": number,
+            "total_segments": len(batches),
+            "incremental": summary.incremental,
+            "source_bucket": bucket,
+        }
+        for number, batch in enumerate(batches)
+    ]
+
+
+class DynamoDBNativeExportConvertOperator(BaseOperator):
+    """
+    Convert data files of a native export into parts of the package's formats, as one segment of an export.
+
+    The parts go to ``{destination}/segment-{segment}-of-{total_segments}/`` exactly as a scan export's do, and the
+    result has the same shape, so :class:`~airflow_dynamoscan.operators.dynamodb_export.DynamoDBExportManifestOperator`
+    writes the same ``manifest.json``: a reader cannot tell a scan from a native export. An incremental export
+    gives one row per change, with ``_op`` (``upsert``/``delete``) and ``_write_time_micros`` (see
+    :func:`~airflow_dynamoscan.export.native.convert_data_files`). Every file's record count is checked against
+    the export's manifest.
+
+    :param table_name: the exported table, recorded in the result (templated)
+    :param source_bucket: the export's bucket (templated)
+    :param data_files: the files to convert, as :func:`plan_native_export_files` lists them (mappable)
+    :param incremental: the files hold change records (mappable)
+    :param segment: this task's number among the convert tasks (mappable)
+    :param total_segments: the number of convert tasks (mappable)
+    :param destination: ``s3://bucket/prefix`` or a local directory (templated)
+    :param file_format: ``"jsonl"`` (default), ``"dynamodb_json"``, ``"csv"`` or ``"parquet"``
+    :param compression: as for :class:`~airflow_dynamoscan.operators.dynamodb_export.DynamoDBExportOperator`
+    :param max_file_bytes: start a new part when a part reaches this size (default 256 MiB)
+    :param columns: CSV and Parquet columns, in order
+    :param overwrite: write even if the destination already holds a complete export
+    :param verify_md5: also check each file's ``md5Checksum`` (see :mod:`airflow_dynamoscan.export.native`)
+    :param aws_conn_id: the connection that reads the export's bucket
+    :param dest_aws_conn_id: the connection of an S3 destination (default: ``aws_conn_id``)
+    :param verify: SSL verification, as for the Amazon provider's operators
+    """
+
+    template_fields: Sequence[str] = (
+        "table_name",
+        "source_bucket",
+        "destination",
+        "file_format",
+        "compression",
+        "columns",
+        "aws_conn_id",
+        "dest_aws_conn_id",
+    )
+    ui_color = "#4b7bec"
+
+    def __init__(
+        self,
+        *,
+        table_name: str,
+        source_bucket: str,
+        data_files: list[dict[str, Any]],
+        incremental: bool,
+        segment: int,
+        total_segments: int,
+        destination: str,
+        file_format: str = "jsonl",
+        compression: str | None = None,
+        max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
+        columns: list[str] | None = None,
+        overwrite: bool = False,
+        verify_md5: bool = False,
+        aws_conn_id: str | None = "aws_default",
+        dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
+        verify: bool | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.table_name = table_name
+        self.source_bucket = source_bucket
+        self.data_files = data_files
+        self.incremental = incremental
+        self.segment = segment
+        self.total_segments = total_segments
+        self.destination = destination
+        self.file_format = file_format
+        self.compression = compression
+        self.max_file_bytes = max_file_bytes
+        self.columns = columns
+        self.overwrite = overwrite
+        self.verify_md5 = verify_md5
+        self.aws_conn_id = aws_conn_id
+        self.dest_aws_conn_id = aws_conn_id if dest_aws_conn_id is SAME_AS_AWS_CONN_ID else dest_aws_conn_id
+        self.verify = verify
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        try:
+            compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
+            prefix = segment_prefix(self.segment, self.total_segments, table_name=self.table_name)
+            destination = open_export_destination(self.destination, self.dest_aws_conn_id, verify=self.verify)
+            if not self.overwrite and destination.exists(MANIFEST_NAME):
+                raise DestinationError(
+                    f"Table {self.table_name!r}: destination {destination.uri} already holds a complete export "
+                    f"({MANIFEST_NAME} is there); choose another destination or pass overwrite=True."
+                )
+            started_at = datetime.now(timezone.utc).isoformat()
+            written = convert_data_files(
+                S3Hook(aws_conn_id=self.aws_conn_id, verify=self.verify).get_conn(),
+                self.source_bucket,
+                [NativeDataFile.from_dict(data_file) for data_file in self.data_files],
+                destination,
+                incremental=self.incremental,
+                file_format=self.file_format,
+                compression=compression,
+                prefix=prefix,
+                max_file_bytes=self.max_file_bytes,
+                columns=self.columns,
+                verify_md5=self.verify_md5,
+            )
+        except DestinationError:
+            raise  # may be transient (S3); a retry rewrites this segment's parts
+        except DynamoScanError as error:
+            raise AirflowFailException(str(error)) from error
+        self.log.info(
+            "Converted %s native-export files of table %s into %s records, %s parts",
+            len(self.data_files),
+            self.table_name,
+            written["items"],
+            len(written["parts"]),
+        )
+        return {
+            "table_name": self.table_name,
+            "segment": self.segment,
+            "total_segments": self.total_segments,
+            "items": written["items"],
+            "bytes": written["bytes"],
+            "parts": written["parts"],
+            "destination": destination.uri,
+            "file_format": self.file_format,
+            "compression": compression,
+            "started_at": started_at,
+            "finished_at": datetime.now(timezone.utc).isoformat(),
+            "source_files": len(self.data_files),
+        }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the native export's bucket in, the converted export's destination out."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        return OperatorLineage(
+            inputs=[Dataset(namespace=f"s3://{self.source_bucket}", name="/")],
+            outputs=[destination_dataset(self.destination, Dataset)],
+        )
