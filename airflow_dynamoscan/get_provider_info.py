@@ -36,4 +36,16 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "Amazon DynamoDB (parallel scan)",
+                "target-integration-name": "Amazon Simple Storage Service (S3)",
+                "python-module": "airflow_dynamoscan.operators.dynamodb_export",
+            }
+        ],
+        "extra-links": [
+            "airflow_dynamoscan.links.dynamodb.DynamoDBTableLink",
+            "airflow_dynamoscan.links.dynamodb.DynamoDBTargetTableLink",
+            "airflow_dynamoscan.links.dynamodb.ExportDestinationLink",
+        ],
     }
