@@ -118,6 +118,12 @@ class AirflowApi:
         value = answer["value"]
         return json.loads(value) if isinstance(value, str) else value
 
+    def extra_links(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, str | None]:
+        """The task instance's extra links (the buttons in the UI), by name."""
+        quoted = urllib.parse.quote(run_id, safe="")
+        path = f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/links"
+        return dict(self.request("GET", path, map_index=map_index)["extra_links"])
+
     def upstream_asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """The asset events that triggered the run."""
         quoted = urllib.parse.quote(run_id, safe="")

@@ -215,6 +215,10 @@ def check_parallel_export_with_logical_date(e2e: E2E) -> None:
     assert logical_date[:10] in root.name, f"the folder {root.name} should name the run's date {logical_date[:10]}"
     manifest = assert_export_exact(e2e, root, total_segments=SEGMENTS)
     e2e.figure("export", f"{manifest['items']:,} items, {manifest['bytes']:,} bytes, {manifest['part_count']} parts")
+    links = e2e.api.extra_links(PARALLEL_EXPORT_DAG, run_id, EXPORT_TASK, 3)
+    table_url = "https://console.aws.amazon.com/dynamodbv2/home?region=us-east-1#table?name=orders"
+    assert links.get("DynamoDB Table") == table_url, links
+    assert not links.get("Export Destination"), links  # a local destination has no console
 
 
 def check_parallel_export_without_logical_date(e2e: E2E) -> None:
@@ -482,7 +486,6 @@ def main(argv: list[str] | None = None) -> int:
     base = PROJECT_ROOT / ".local" / "e2e"
     base.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="run-", dir=base))
-    os.chmod(root, 0o755)  # the postgres user reaches its data directory through it
     stack = Stack(root, latency_ms=LATENCY_MS)
     atexit.register(stack.stop)
 
@@ -528,9 +531,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop()
     passed, failed = counts["passed"], counts["failed"]
     if failed or arguments.keep:
-        print(f"Files of the run (logs, Airflow home, exports): {root}")
+        print(f"Files of the run (logs, Airflow home, exports): {root}; PostgreSQL's: {stack.pg_root}")
     else:
-        shutil.rmtree(root, ignore_errors=True)
+        stack.remove_files()
     print(f"{'=' * 20} {passed} passed, {failed} failed in {time.monotonic() - started:.1f} s {'=' * 20}")
     return 1 if failed else 0
 

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -108,6 +109,7 @@ class Stack:
         self.logs = root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.pg_root: Path | None = None
         self.pg_data: Path | None = None
         self.pg_bin: Path | None = None
         self.env: dict[str, str] = {}
@@ -161,6 +163,12 @@ class Stack:
                 process.wait(timeout=5)
         self._stop_postgres()
 
+    def remove_files(self) -> None:
+        """Delete the run's files (call after :meth:`stop`)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.pg_root is not None:
+            shutil.rmtree(self.pg_root, ignore_errors=True)
+
     # -- PostgreSQL ------------------------------------------------------------------------------------------------
 
     def _as_postgres(self, command: list[str]) -> list[str]:
@@ -170,7 +178,8 @@ class Stack:
     def start_postgres(self) -> str:
         """Start a private PostgreSQL cluster on a free port with a private socket directory; return its URL."""
         self.pg_bin = ensure_postgresql()
-        pg_root = self.root / "postgres"
+        # Under /tmp, not the project: the postgres user may not be allowed into the directory of the clone.
+        pg_root = self.pg_root = Path(tempfile.mkdtemp(prefix="dynamoscan-e2e-postgres-"))
         self.pg_data, sockets = pg_root / "data", pg_root / "sockets"
         sockets.mkdir(parents=True)
         if os.geteuid() == 0:
