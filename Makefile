@@ -7,7 +7,7 @@ DYNALITE_CLI := .local/dynalite/node_modules/dynalite/cli.js
 DYNALITE_VERSION := 4.0.0
 PYTEST_ARGS ?=
 
-.PHONY: install dynalite lint typecheck test unit demo bench clean
+.PHONY: install dynalite lint typecheck test unit demo e2e bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ unit: $(STAMP)
 
 demo: install
 	$(BIN)/python -m devtools.demo
+
+# A real deployment on this machine: PostgreSQL (installed with apt if absent), scheduler, dag-processor,
+# api-server, triggerer, LocalExecutor; the example DAGs triggered through the REST API and checked.
+# `make e2e E2E_SCREENSHOT=docs/grid-view.png` also saves the grid view of the mapped export (headless Chromium).
+E2E_ARGS ?=
+E2E_SCREENSHOT ?=
+
+e2e: install
+	$(BIN)/python -u -m tests.e2e.run $(if $(E2E_SCREENSHOT),--screenshot $(E2E_SCREENSHOT)) $(E2E_ARGS)
 
 BENCH_STAMP := $(VENV)/.installed-bench
 BENCH_ARGS ?=

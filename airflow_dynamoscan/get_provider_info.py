@@ -43,4 +43,16 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_dynamoscan.triggers.dynamodb_native_export"],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "Amazon DynamoDB (parallel scan)",
+                "target-integration-name": "Amazon Simple Storage Service (S3)",
+                "python-module": "airflow_dynamoscan.operators.dynamodb_export",
+            }
+        ],
+        "extra-links": [
+            "airflow_dynamoscan.links.dynamodb.DynamoDBTableLink",
+            "airflow_dynamoscan.links.dynamodb.DynamoDBTargetTableLink",
+            "airflow_dynamoscan.links.dynamodb.ExportDestinationLink",
+        ],
     }

@@ -12,6 +12,35 @@ from airflow_dynamoscan.scan.segments import DEFAULT_BYTES_PER_SEGMENT, MAX_TOTA
 #: Airflow's ``[core] max_map_length`` default: a plan never maps more task instances than this.
 DEFAULT_MAX_MAPPED_SEGMENTS = 1024
 
+#: BaseOperator parameters of :func:`dynamodb_parallel_export` that every task of the group gets, not only the
+#: mapped export: how it is retried, where and with what resources it runs, who hears of it.
+GROUP_TASK_PARAMETERS = frozenset(
+    {
+        "owner",
+        "email",
+        "email_on_failure",
+        "email_on_retry",
+        "retries",
+        "retry_delay",
+        "retry_exponential_backoff",
+        "max_retry_delay",
+        "execution_timeout",
+        "pool",
+        "pool_slots",
+        "queue",
+        "executor",
+        "executor_config",
+        "priority_weight",
+        "weight_rule",
+        "on_execute_callback",
+        "on_failure_callback",
+        "on_success_callback",
+        "on_retry_callback",
+        "on_skipped_callback",
+        "do_xcom_push",
+    }
+)
+
 
 def plan_export_segments(
     table_name: str,
@@ -61,16 +90,17 @@ def dynamodb_parallel_export(
     dest_aws_conn_id: str | None = None,
     bytes_per_segment: int = DEFAULT_BYTES_PER_SEGMENT,
     max_mapped_segments: int = DEFAULT_MAX_MAPPED_SEGMENTS,
+    outlets: list[Any] | None = None,
     **export_kwargs: Any,
 ) -> TaskGroup:
     """
     Build a complete parallel export of a DynamoDB table as a TaskGroup of three tasks.
 
     1. ``plan_segments``: the segment count, from the table's size (``total_segments="auto"``) or fixed;
-    2. ``export_segment``: :class:`DynamoDBExportOperator` mapped once per segment (shown as ``segment 3/16``),
-       so the executor spreads the segments over its workers;
+    2. ``export_segment``: :class:`DynamoDBExportOperator` mapped once per segment (shown as ``segment 3 of
+       16``), so the executor spreads the segments over its workers;
     3. ``write_manifest``: :class:`DynamoDBExportManifestOperator`, which checks that every segment reported
-       once and writes ``manifest.json`` last.
+       once, writes ``manifest.json`` last and then records an event of each asset in ``outlets``.
 
     :param group_id: the TaskGroup's id
     :param table_name: the DynamoDB table (templated)
@@ -79,14 +109,20 @@ def dynamodb_parallel_export(
     :param dest_aws_conn_id: the connection of an S3 destination (default: ``aws_conn_id``)
     :param bytes_per_segment: the planning rule for ``"auto"``: one segment per this many bytes (2 GiB)
     :param max_mapped_segments: the most segments ``"auto"`` plans (keep it within ``[core] max_map_length``)
+    :param outlets: assets (``[Asset("orders_export")]``) that get an event when the manifest is written, with the
+        manifest's URI, table, format, items, bytes, segment count and scan window in its ``extra``; only a
+        complete export records one
     :param export_kwargs: more :class:`DynamoDBExportOperator` parameters: ``file_format``, ``compression``,
-        ``scan_kwargs``, ``max_file_bytes``, ``columns``, ``overwrite``, and BaseOperator ones such as ``retries``
+        ``scan_kwargs``, ``max_file_bytes``, ``columns``, ``overwrite``; the BaseOperator ones in
+        :data:`GROUP_TASK_PARAMETERS` (``retries``, ``retry_delay``, ``pool``, ``queue``, ``executor_config``...)
+        go to all three tasks
     :return: the TaskGroup; use it in dependencies like a task (``start >> export_group >> notify``).
     """
     dest_conn_id = aws_conn_id if dest_aws_conn_id is None else dest_aws_conn_id
+    task_kwargs = {name: export_kwargs.pop(name) for name in list(export_kwargs) if name in GROUP_TASK_PARAMETERS}
     with TaskGroup(group_id=group_id) as group:
 
-        @task(task_id="plan_segments")
+        @task(task_id="plan_segments", **task_kwargs)
         def plan_segments(table_name: str, total_segments: int | str) -> list[dict[str, int]]:
             return plan_export_segments(
                 table_name,
@@ -106,10 +142,11 @@ def dynamodb_parallel_export(
             destination=destination,
             botocore_config=botocore_config,
             dest_aws_conn_id=dest_conn_id,
-            map_index_template="segment {{ task.segment }}/{{ task.total_segments }}",
+            map_index_template="segment {{ task.segment }} of {{ task.total_segments }}",
             aws_conn_id=aws_conn_id,
             region_name=region_name,
             verify=verify,
+            **task_kwargs,
             **export_kwargs,
         ).expand_kwargs(plan)
         DynamoDBExportManifestOperator(
@@ -119,5 +156,7 @@ def dynamodb_parallel_export(
             table_name=table_name,
             dest_aws_conn_id=dest_conn_id,
             verify=verify,
+            outlets=outlets or [],
+            **task_kwargs,
         )
     return group

@@ -11,6 +11,7 @@ The table name is a DAG param (default ``orders``): trigger with ``{"table_name"
 from __future__ import annotations
 
 import decimal
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +31,7 @@ def add_totals(totals: dict[str, Decimal], more: dict[str, Decimal]) -> dict[str
     return {key: EXACT.add(totals.get(key, Decimal(0)), more.get(key, Decimal(0))) for key in totals.keys() | more}
 
 
-@task
+@task(map_index_template="segment {{ task.op_kwargs['segment'] }} of {{ task.op_kwargs['total_segments'] }}")
 def sum_segment(segment: int, total_segments: int, table_name: str) -> dict[str, Any]:
     """Return the amount and order count per status of one segment, amounts as strings of Decimals."""
     amounts: dict[str, Decimal] = {}
@@ -59,6 +60,9 @@ def sum_segment(segment: int, total_segments: int, table_name: str) -> dict[str,
 @task
 def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Check that every segment reported exactly once and return the table's totals per status."""
+    # One request for all the mapped results (a slice), read once: iterating the lazy sequence again would fetch
+    # every result again and probe past its end each time.
+    parts = list(parts[:])
     segments = sorted(part["segment"] for part in parts)
     if segments != list(range(TOTAL_SEGMENTS)):
         raise ValueError(f"Segments {segments} reported; expected each of 0..{TOTAL_SEGMENTS - 1} exactly once.")
@@ -77,6 +81,7 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
 @dag(
     dag_id="example_dynamodb_aggregate",
     schedule=None,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     params={"table_name": Param("orders", type="string", description="The DynamoDB table of orders")},
     tags=["example", "dynamodb"],
     doc_md=__doc__,

@@ -8,17 +8,21 @@ JSON text, binary stays binary. A manifest commits the export, as for the mapped
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
+
+#: The folder of one run: its date when it has a logical date, else (a manual run) its run id, made a plain name.
+RUN_FOLDER = "{{ ds if ds is defined else run_id | replace(':', '-') | replace('+', '_') }}"
 
 with DAG(
     dag_id="example_dynamodb_export",
     schedule="@daily",
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     params={
         "table_name": Param("orders", type="string", description="The DynamoDB table to export"),
         "destination": Param(
@@ -31,10 +35,9 @@ with DAG(
     export = DynamoDBExportOperator(
         task_id="export_table",
         table_name="{{ params.table_name }}",
-        destination="{{ params.destination }}/{{ params.table_name }}/parquet/{{ ds }}",
+        destination="{{ params.destination }}/{{ params.table_name }}/parquet/" + RUN_FOLDER,
         file_format="parquet",
         compression="zstd",
         max_workers=4,
-        retries=2,
     )
     DynamoDBExportManifestOperator(task_id="write_manifest", results=[export.output])

@@ -13,7 +13,7 @@ against another table, on a local DynamoDB or in AWS (the ``aws_default`` connec
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
@@ -40,6 +40,9 @@ def normalise_order(item: dict[str, Any]) -> dict[str, Any] | None:
 @task
 def report_dry_run(results: list[dict[str, Any]]) -> dict[str, int]:
     """Check that the dry run covered every segment once, and return (and log) its totals."""
+    # One request for all the mapped results (a slice), read once: iterating the lazy sequence again would fetch
+    # every result again and probe past its end each time.
+    results = list(results[:])
     segments = sorted(result["segment"] for result in results)
     if segments != list(range(TOTAL_SEGMENTS)):
         raise ValueError(f"The dry run covered segments {segments}; expected each of 0..{TOTAL_SEGMENTS - 1} once.")
@@ -56,6 +59,7 @@ def report_dry_run(results: list[dict[str, Any]]) -> dict[str, int]:
 with DAG(
     dag_id="example_dynamodb_transform",
     schedule=None,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     params={"table_name": Param("orders", type="string", description="The DynamoDB table to normalise")},
     tags=["example", "dynamodb"],
     doc_md=__doc__,
@@ -64,6 +68,7 @@ with DAG(
         "table_name": "{{ params.table_name }}",
         "transform": normalise_order,
         "total_segments": TOTAL_SEGMENTS,
+        "map_index_template": "segment {{ task.segment }} of {{ task.total_segments }}",
     }
     dry_run = DynamoDBTransformOperator.partial(task_id="dry_run", dry_run=True, **transform_arguments).expand(
         segment=list(range(TOTAL_SEGMENTS))

@@ -18,6 +18,7 @@ from airflow_dynamoscan.export.destinations import Destination, open_destination
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, write_manifest
+from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"scan_kwargs": "json"}
     ui_color = "#4b7bec"
+    operator_extra_links = (DynamoDBTableLink(), ExportDestinationLink())
 
     def __init__(
         self,
@@ -130,6 +132,13 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
                 f"({MANIFEST_NAME} is there); choose another destination or pass overwrite=True."
             )
         self.hook.describe_table(self.table_name)  # a missing table fails before anything is written
+        persist_links(
+            context,
+            self,
+            self.hook,
+            (DynamoDBTableLink, {"table_name": self.table_name}),
+            (ExportDestinationLink, {"destination": destination.uri}),
+        )
         exported_segment, exported_total = (self.segment, self.total_segments) if self.segment is not None else (0, 1)
         prefix = segment_prefix(exported_segment, exported_total, table_name=self.table_name)
         fingerprint = export_fingerprint(
@@ -259,6 +268,12 @@ class DynamoDBExportManifestOperator(BaseOperator):
     :param total_segments: the expected segment count; default: the one the results name
     :param dest_aws_conn_id: the Airflow connection for an S3 destination
     :param verify: SSL verification for S3, as for the Amazon provider's operators
+
+    With ``outlets=[Asset(...)]`` each asset gets one event when the manifest is written (a task that fails
+    writes none); the event's ``extra`` is :func:`asset_event_extra` of the manifest: ``manifest`` (its URI),
+    ``table_name``, ``file_format``, ``compression``, ``items``, ``bytes``, ``parts``, ``total_segments``,
+    ``scan_started_at`` and ``scan_finished_at``. A DAG scheduled on the asset finds it in
+    ``triggering_asset_events``.
     """
 
     template_fields: Sequence[str] = ("results", "destination", "table_name", "total_segments", "dest_aws_conn_id")
@@ -305,7 +320,10 @@ class DynamoDBExportManifestOperator(BaseOperator):
         )
         destination = open_export_destination(destination_uri, self.dest_aws_conn_id, verify=self.verify)
         manifest_uri = write_manifest(destination, manifest)
-        parts = sum(len(segment["parts"]) for segment in manifest["segments"])
+        extra = asset_event_extra(manifest, manifest_uri)
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = extra
+        parts = extra["parts"]
         self.log.info(
             "Export of table %s complete: %s items, %s bytes, %s parts in %s segments; manifest %s",
             table_name,
@@ -323,3 +341,27 @@ class DynamoDBExportManifestOperator(BaseOperator):
             "parts": parts,
             "total_segments": total_segments,
         }
+
+
+def asset_event_extra(manifest: dict[str, Any], manifest_uri: str) -> dict[str, Any]:
+    """
+    Return the ``extra`` of the asset event of a committed export: what a consumer needs to find and check it.
+
+    :param manifest: the manifest, as :func:`~airflow_dynamoscan.export.manifest.build_manifest` returns it
+    :param manifest_uri: where the manifest was written
+    :return: ``manifest`` (the URI), ``table_name``, ``destination``, ``file_format``, ``compression``, ``items``,
+        ``bytes``, ``parts``, ``total_segments``, ``scan_started_at`` and ``scan_finished_at``; never item data.
+    """
+    return {
+        "manifest": manifest_uri,
+        "table_name": manifest["table_name"],
+        "destination": manifest["destination"],
+        "file_format": manifest["file_format"],
+        "compression": manifest["compression"],
+        "items": manifest["items"],
+        "bytes": manifest["bytes"],
+        "parts": manifest["part_count"],
+        "total_segments": manifest["total_segments"],
+        "scan_started_at": manifest["scan_started_at"],
+        "scan_finished_at": manifest["scan_finished_at"],
+    }

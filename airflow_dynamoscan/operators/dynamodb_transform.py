@@ -16,6 +16,7 @@ from airflow_dynamoscan.export.checkpoint import (
 )
 from airflow_dynamoscan.export.destinations import Destination
 from airflow_dynamoscan.export.exporter import segment_prefix
+from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, DynamoDBTargetTableLink, persist_links
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator
 from airflow_dynamoscan.operators.dynamodb_export import open_export_destination
 from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage
@@ -98,6 +99,7 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"scan_kwargs": "json", "botocore_config": "json"}
     ui_color = "#c9e4ff"
+    operator_extra_links = (DynamoDBTableLink(), DynamoDBTargetTableLink())
 
     def __init__(
         self,
@@ -146,6 +148,13 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
             check_in_place_scan_kwargs(table_name, scan_kwargs)
         key_names = key_attribute_names(self.hook.describe_table(table_name))
         target_key_names = key_names if in_place else key_attribute_names(self.hook.describe_table(target_table_name))
+        persist_links(
+            context,
+            self,
+            self.hook,
+            (DynamoDBTableLink, {"table_name": table_name}),
+            (DynamoDBTargetTableLink, {"table_name": target_table_name}),
+        )
         where = "the whole table" if segment is None else f"segment {segment} of {total_segments}"
         self.log.info(
             "Transforming %s of table %s into %s%s",

@@ -32,5 +32,5 @@ def test_parallel_export_dag_shape(dag_bag: object) -> None:
     export = dag.get_task("export_orders.export_segment")
     assert export.upstream_task_ids == {"export_orders.plan_segments"}
     assert dag.get_task("export_orders.write_manifest").upstream_task_ids == {"export_orders.export_segment"}
-    assert export.partial_kwargs["map_index_template"] == "segment {{ task.segment }}/{{ task.total_segments }}"
+    assert export.partial_kwargs["map_index_template"] == "segment {{ task.segment }} of {{ task.total_segments }}"
     assert dag.params["table_name"] == "orders"

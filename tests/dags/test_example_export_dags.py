@@ -55,7 +55,7 @@ def test_parallel_export_dag_exports_every_segment_once(dynalite_client: Any, tm
             ti.map_index: ti.rendered_map_index
             for ti in session.query(TaskInstance).filter_by(run_id=run.run_id, task_id="export_orders.export_segment")
         }
-    assert labels == {segment: f"segment {segment}/4" for segment in range(4)}
+    assert labels == {segment: f"segment {segment} of 4" for segment in range(4)}
 
 
 def test_whole_table_parquet_dag(dynalite_client: Any, tmp_path: Path) -> None:

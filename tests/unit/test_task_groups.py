@@ -68,3 +68,37 @@ def test_task_group_wires_plan_export_and_manifest() -> None:
     export = dag.get_task("export.export_segment")
     assert export.partial_kwargs["file_format"] == "parquet"
     assert dag.get_task("export.write_manifest").upstream_task_ids == {"export.export_segment"}
+
+
+def test_group_task_parameters_reach_every_task_and_outlets_only_the_manifest() -> None:
+    from datetime import timedelta
+
+    from airflow.sdk import DAG, Asset
+
+    asset = Asset(name="orders_export")
+    with DAG(dag_id="group_kwargs", schedule=None) as dag:
+        dynamodb_parallel_export(
+            "export",
+            table_name="orders",
+            destination="s3://bucket/x",
+            retries=4,
+            retry_delay=timedelta(seconds=7),
+            pool="dynamodb",
+            queue="exports",
+            executor_config={"pod_override": "small"},
+            outlets=[asset],
+            compression="gzip",
+        )
+    plan, export, manifest = (
+        dag.get_task(f"export.{name}") for name in ("plan_segments", "export_segment", "write_manifest")
+    )
+    settings = {"retries": 4, "retry_delay": timedelta(seconds=7), "pool": "dynamodb", "queue": "exports"}
+    for name, value in settings.items():
+        assert getattr(plan, name) == value, name
+        assert export.partial_kwargs[name] == value, name
+        assert getattr(manifest, name) == value, name
+    assert plan.executor_config == manifest.executor_config == export.partial_kwargs["executor_config"]
+    assert export.partial_kwargs["compression"] == "gzip"
+    assert not hasattr(manifest, "compression")
+    assert manifest.outlets == [asset]
+    assert plan.outlets == [] and export.partial_kwargs.get("outlets", []) == []

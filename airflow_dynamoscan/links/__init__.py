@@ -1,0 +1,1 @@
+"""Operator extra links: buttons on a task instance in the Airflow UI that open the AWS console."""
