@@ -159,12 +159,8 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
                 None
                 if self.is_dry_run
                 else stack.enter_context(
-                    BatchWriter(
-                        self.hook.client,
-                        target_table_name,
-                        target_key_names,
-                        threads=self.max_workers or DEFAULT_MAX_WORKERS,
-                        retry_policy=self.hook.retry_policy,
+                    self.hook.batch_writer(
+                        target_table_name, target_key_names, threads=self.max_workers or DEFAULT_MAX_WORKERS
                     )
                 )
             )

@@ -62,7 +62,7 @@ def test_a_paced_scan_stays_within_its_share_of_provisioned_capacity(
     name, expected = provisioned_table
     hook = DynamoDBScanHook(read_capacity_fraction=FRACTION, progress_interval=1)
     target = PROVISIONED_READ_CAPACITY * FRACTION
-    hook.client  # noqa: B018 - the client is made before the clock starts
+    hook._scan_client  # noqa: B018 - the client is made before the clock starts
     with caplog.at_level(logging.INFO, logger="airflow_dynamoscan"):
         started = time.monotonic()
         pages = list(hook.scan_segment_pages(name, None, None))
@@ -91,7 +91,7 @@ def test_four_concurrent_segments_share_the_budget_of_an_on_demand_table(
     # One hook per segment, as in four mapped tasks.
     hooks = [DynamoDBScanHook(max_read_capacity_units=budget) for _ in range(total_segments)]
     for hook in hooks:
-        hook.client  # noqa: B018
+        hook._scan_client  # noqa: B018
     results: dict[int, tuple[float, list[str]]] = {}
 
     def read(segment: int) -> None:

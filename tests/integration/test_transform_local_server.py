@@ -358,8 +358,8 @@ def test_writer_gives_up_after_max_attempts(dynalite_client: Any) -> None:
 def test_operator_retries_unprocessed_items(dynalite_client: Any) -> None:
     name, items = make_table(dynalite_client, 400)
     operator = DynamoDBTransformOperator(task_id="transform", table_name=name, transform=lower_status, max_workers=2)
-    client = UnprocessingClient(operator.hook.client, times=8)
-    operator.hook.__dict__["client"] = client  # the hook caches its client; this one holds back some writes
+    client = UnprocessingClient(operator.hook._scan_client, times=8)
+    operator.hook.__dict__["_scan_client"] = client  # the hook caches its client; this one holds back some writes
     result = operator.execute({})  # type: ignore[arg-type]
     changed = sum(1 for item in items if item["n"] % 7 and item["n"] % 3 == 0)
     assert result["written"] == changed

@@ -55,7 +55,7 @@ def die_after_scans(operator: DynamoDBTransformOperator, scans: int) -> None:
             raise TaskDied(f"the task died after {scans} Scan requests")
         sent[0] += 1
 
-    operator.hook.client.meta.events.register("before-send.dynamodb.Scan", on_send)
+    operator.hook._scan_client.meta.events.register("before-send.dynamodb.Scan", on_send)
 
 
 @pytest.mark.parametrize(
