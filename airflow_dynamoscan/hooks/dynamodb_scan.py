@@ -53,7 +53,10 @@ class DynamoDBScanHook(AwsBaseHook):
     Any Scan keyword passes through (``FilterExpression``, ``ProjectionExpression``,
     ``ExpressionAttributeNames``/``ExpressionAttributeValues``, ``ConsistentRead``, ``IndexName``, ``Limit`` as
     the page size, ``ReturnConsumedCapacity``). ``TableName``, ``Segment``, ``TotalSegments`` and
-    ``ExclusiveStartKey`` are set by the hook and refused if passed.
+    ``ExclusiveStartKey`` are set by the hook and refused if passed; a keyword Scan does not know is refused
+    before any request, naming the closest allowed one. ``ExpressionAttributeValues`` may hold plain Python values
+    (``{":s": "paid"}``) as well as AttributeValues (``{":s": {"S": "paid"}}``); see
+    :func:`~airflow_dynamoscan.scan.scanner.serialize_expression_values`.
 
     **Retries.** Every request of the hook (Scan, DescribeTable) that DynamoDB throttles
     (``ProvisionedThroughputExceededException``, ``ThrottlingException``, ``RequestLimitExceeded``), that fails on

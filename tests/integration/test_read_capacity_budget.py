@@ -21,7 +21,7 @@ from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportOperator
 from airflow_dynamoscan.operators.dynamodb_transform import DynamoDBTransformOperator
 from devtools.sample_data import create_table, put_items, sample_item
-from tests.conftest import unique_table_name
+from tests.conftest import fails_task, unique_table_name
 
 pytestmark = pytest.mark.usefixtures("aws_connection_env")
 
@@ -138,7 +138,7 @@ def test_fraction_of_an_on_demand_table_without_maximum_is_refused(
         segment=0,
         total_segments=2,
     )
-    with pytest.raises(InvalidScanArgumentError) as raised:
+    with fails_task(InvalidScanArgumentError) as raised:
         operator.execute({})  # type: ignore[arg-type]
     assert str(raised.value) == expected
     assert not list(tmp_path.rglob("part-*"))

@@ -84,10 +84,8 @@ def test_an_in_place_transform_describes_the_table_once(provisioned_table: Any) 
 
 
 def test_a_copy_describes_each_table_once(provisioned_table: Any) -> None:
-    operator = DynamoDBTransformOperator(
-        task_id="copy", table_name=TABLE, target_table_name=TARGET, transform=bump, segment=0, total_segments=2,
-        **EVERY_USE,
-    )  # fmt: skip
+    arguments = {"table_name": TABLE, "target_table_name": TARGET, "segment": 0, "total_segments": 2, **EVERY_USE}
+    operator = DynamoDBTransformOperator(task_id="copy", transform=bump, **arguments)
     described = count_describe_calls(operator)
     operator.execute({})  # type: ignore[arg-type]
     assert sorted(described) == sorted([TABLE, TARGET])
