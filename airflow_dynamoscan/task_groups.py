@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from airflow_dynamoscan.compat import TaskGroup, task
+from airflow_dynamoscan.compat import TaskGroup, conf, task
+from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
+from airflow_dynamoscan.operators.base import fail_fast
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
 from airflow_dynamoscan.scan.segments import DEFAULT_BYTES_PER_SEGMENT, MAX_TOTAL_SEGMENTS, validate_total_segments
 
@@ -42,6 +44,11 @@ GROUP_TASK_PARAMETERS = frozenset(
 )
 
 
+def max_map_length() -> int:
+    """Airflow's ``[core] max_map_length``: the most task instances one task may be mapped into."""
+    return int(conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAPPED_SEGMENTS))
+
+
 def plan_export_segments(
     table_name: str,
     total_segments: int | Literal["auto"],
@@ -60,6 +67,10 @@ def plan_export_segments(
     ``total_segments="auto"`` plans ``n`` from the table's size (one segment per ``bytes_per_segment``, at least
     ``min_segments``, at most ``max_segments``, which defaults to Airflow's ``max_map_length`` of 1024); an int
     is used as it is (the table's existence is still checked); so is its text, as a template renders it.
+    Neither ever exceeds Airflow's ``[core] max_map_length``.
+
+    :raises InvalidScanArgumentError: a fixed count above ``max_map_length`` (naming the table, the parameter and
+        the limit), or out of 1..1,000,000; checked before any export task runs.
     """
     hook = DynamoDBScanHook(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify, config=botocore_config)
     if isinstance(total_segments, str) and total_segments.strip().isdigit():
@@ -69,10 +80,17 @@ def plan_export_segments(
             table_name,
             bytes_per_segment=bytes_per_segment,
             min_segments=min_segments,
-            max_segments=min(max_segments, MAX_TOTAL_SEGMENTS),
+            max_segments=min(max_segments, max_map_length(), MAX_TOTAL_SEGMENTS),
         )
     else:
         count = validate_total_segments(total_segments, table_name)
+        limit = max_map_length()
+        if count > limit:
+            raise InvalidScanArgumentError(
+                f"Table {table_name!r}: total_segments={count} is more segments than Airflow maps tasks: "
+                f"[core] max_map_length is {limit}. Use at most {limit} segments, total_segments='auto', or raise "
+                "max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH)."
+            )
         hook.describe_table(table_name)
     return [{"segment": segment, "total_segments": count} for segment in range(count)]
 
@@ -124,7 +142,7 @@ def dynamodb_parallel_export(
 
         @task(task_id="plan_segments", **task_kwargs)
         def plan_segments(table_name: str, total_segments: int | str) -> list[dict[str, int]]:
-            return plan_export_segments(
+            return fail_fast(plan_export_segments)(
                 table_name,
                 total_segments,  # type: ignore[arg-type]
                 aws_conn_id=aws_conn_id,

@@ -396,7 +396,7 @@ def _export(options: Options, file_format: str, compression: str | None) -> Meas
         scan_kwargs=options.scan_kwargs or None,
         overwrite=True,
     )
-    _ = operator.hook.client  # the client, created before the measurement as for the other cases
+    _ = operator.hook._scan_client  # the client, created before the measurement as for the other cases
     with measured(options) as result:
         written = operator.execute({})  # type: ignore[arg-type]
     result.items = written["items"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -85,3 +86,17 @@ def moto_connection_env(monkeypatch: pytest.MonkeyPatch) -> str:
 def unique_table_name(prefix: str = "t") -> str:
     """A table name no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def fails_task(error_type: type[BaseException], match: str | None = None) -> Iterator[Any]:
+    """
+    Expect an operator to end its task without retries: ``AirflowFailException`` with the message of the
+    package's ``error_type`` (matching ``match``), which is its cause. Yields pytest's ``ExceptionInfo``.
+    """
+    from airflow_dynamoscan.compat import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match=match) as info:
+        yield info
+    assert isinstance(info.value.__cause__, error_type), repr(info.value.__cause__)
+    assert str(info.value) == str(info.value.__cause__)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -38,6 +39,7 @@ from airflow_dynamoscan.scan.segments import (
     validate_max_workers,
     validate_segment,
 )
+from airflow_dynamoscan.scan.writer import BatchWriter
 
 
 class DynamoDBScanHook(AwsBaseHook):
@@ -51,7 +53,10 @@ class DynamoDBScanHook(AwsBaseHook):
     Any Scan keyword passes through (``FilterExpression``, ``ProjectionExpression``,
     ``ExpressionAttributeNames``/``ExpressionAttributeValues``, ``ConsistentRead``, ``IndexName``, ``Limit`` as
     the page size, ``ReturnConsumedCapacity``). ``TableName``, ``Segment``, ``TotalSegments`` and
-    ``ExclusiveStartKey`` are set by the hook and refused if passed.
+    ``ExclusiveStartKey`` are set by the hook and refused if passed; a keyword Scan does not know is refused
+    before any request, naming the closest allowed one. ``ExpressionAttributeValues`` may hold plain Python values
+    (``{":s": "paid"}``) as well as AttributeValues (``{":s": {"S": "paid"}}``); see
+    :func:`~airflow_dynamoscan.scan.scanner.serialize_expression_values`.
 
     **Retries.** Every request of the hook (Scan, DescribeTable) that DynamoDB throttles
     (``ProvisionedThroughputExceededException``, ``ThrottlingException``, ``RequestLimitExceeded``), that fails on
@@ -61,11 +66,16 @@ class DynamoDBScanHook(AwsBaseHook):
     request succeeded, so nothing is lost or read twice. Each retry is logged at WARNING (table, segment, error code,
     attempt, pause) and counted. This layer replaces botocore's: the hook's client is made with botocore retries
     off (``retries={"mode": "standard", "total_max_attempts": 1}``), so that one policy, which knows the table and
-    segment, decides, logs and counts every retry, and the attempts of two layers do not multiply. If the botocore
+    segment, decides, logs and counts every retry, and the attempts of two layers do not multiply. That client is
+    the hook's own, private one (it also carries the fast decoder); :attr:`client`, :attr:`conn` and
+    :meth:`get_conn` are the plain boto3 client :class:`AwsBaseHook` makes, with botocore's defaults. If the botocore
     config (``config``, or ``config_kwargs`` in the connection's extra) sets ``retries`` itself, that setting is
     kept: botocore retries first, this layer retries what botocore gave up on, and botocore's retries are counted
-    too (``ResponseMetadata.RetryAttempts``). ``AWS_RETRY_MODE``/``AWS_MAX_ATTEMPTS`` do not apply to this client.
-    :meth:`get_conn` keeps botocore's defaults for other uses.
+    too (``ResponseMetadata.RetryAttempts``). ``AWS_RETRY_MODE``/``AWS_MAX_ATTEMPTS`` do not apply to the private
+    client.
+
+    **DescribeTable** is asked once per hook and table (:meth:`describe_table`), however many of existence check,
+    segment planning, budget and progress estimate a task needs.
 
     **Read-capacity budget.** With ``read_capacity_fraction`` and/or ``max_read_capacity_units``, a scan uses at
     most the smaller of ``read_capacity_fraction`` times the table's read capacity (provisioned:
@@ -118,13 +128,23 @@ class DynamoDBScanHook(AwsBaseHook):
         self.read_capacity_fraction = validate_read_capacity_fraction(read_capacity_fraction)
         self.max_read_capacity_units = validate_max_read_capacity_units(max_read_capacity_units)
         self.progress_interval = validate_progress_interval(progress_interval)
+        self._descriptions: dict[str, dict[str, Any]] = {}
+        self._descriptions_lock = threading.Lock()
 
-    @cached_property
+    @property
     def client(self) -> Any:
         """
-        The low-level ``dynamodb`` client this hook scans with (created once, shared by its threads): botocore
-        retries off unless the botocore config sets ``retries`` (see the class documentation).
+        The connection's low-level ``dynamodb`` client, exactly as :class:`AwsBaseHook` gives it (the same object
+        as :attr:`conn` and :meth:`get_conn`): botocore's parser and retry settings, ``Items`` as boto3 returns them.
         """
+        return self.conn
+
+    @cached_property
+    def _scan_client(self) -> Any:
+        # The client of the hook's own requests (Scan, DescribeTable, the transform's writes), created once and
+        # shared by the scan threads: botocore retries off unless the botocore config sets them (one retry policy,
+        # see the class documentation), and the fast decoder, which leaves a Scan's items where only the scanner
+        # looks. Nobody else gets this client, so callers of ``client`` find boto3's usual responses.
         config = self.config
         if getattr(config, "retries", None) is None:
             config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
@@ -135,15 +155,35 @@ class DynamoDBScanHook(AwsBaseHook):
 
     def describe_table(self, table_name: str) -> dict[str, Any]:
         """
-        Return DescribeTable's ``Table`` description.
+        Return DescribeTable's ``Table`` description, asked once per hook and table: the existence check, the
+        segment plan, the read-capacity budget and the progress estimate of one task share one request.
 
-        :raises TableNotFoundError: naming the table, the region and the endpoint.
+        :raises TableNotFoundError: naming the table, the region and the endpoint (not cached: a table created
+            later is found).
         """
-        response = call_dynamodb(
-            self.client, "describe_table", table_name, {"TableName": table_name}, retry_policy=self.retry_policy
-        )
-        table: dict[str, Any] = response["Table"]
+        with self._descriptions_lock:
+            cached = self._descriptions.get(table_name)
+            if cached is None:
+                response = call_dynamodb(
+                    self._scan_client,
+                    "describe_table",
+                    table_name,
+                    {"TableName": table_name},
+                    retry_policy=self.retry_policy,
+                )
+                cached = self._descriptions[table_name] = response["Table"]
+        table: dict[str, Any] = cached
         return table
+
+    def batch_writer(self, table_name: str, key_names: Sequence[str], *, threads: int) -> BatchWriter:
+        """
+        Return a :class:`~airflow_dynamoscan.scan.writer.BatchWriter` into ``table_name`` on the hook's own client,
+        whose retries follow the hook's ``retry_policy`` (botocore's stay off, as for scans).
+
+        :param key_names: the table's key attribute names
+        :param threads: how many BatchWriteItem requests may be in flight at once
+        """
+        return BatchWriter(self._scan_client, table_name, key_names, threads=threads, retry_policy=self.retry_policy)
 
     def read_capacity_budget(self, table_name: str, *, index_name: str | None = None) -> float | None:
         """
@@ -248,7 +288,9 @@ class DynamoDBScanHook(AwsBaseHook):
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
         """
         control = self.scan_control(table_name, scan_kwargs=scan_kwargs, stats=stats)
-        return scan_items(self.client, table_name, deserialize=deserialize, scan_kwargs=scan_kwargs, control=control)
+        return scan_items(
+            self._scan_client, table_name, deserialize=deserialize, scan_kwargs=scan_kwargs, control=control
+        )
 
     def parallel_scan(
         self,
@@ -281,7 +323,7 @@ class DynamoDBScanHook(AwsBaseHook):
             total_segments = self.plan_segments(table_name, min_segments=max_workers or DEFAULT_MAX_WORKERS)
         control = self._whole_table_control(table_name, total_segments, scan_kwargs, stats)
         return parallel_scan_items(
-            self.client,
+            self._scan_client,
             table_name,
             total_segments=total_segments,
             max_workers=max_workers,
@@ -335,7 +377,7 @@ class DynamoDBScanHook(AwsBaseHook):
         validate_segment(segment, total_segments, table_name)
         control = self._segment_control(table_name, segment, total_segments, scan_kwargs, stats)
         return scan_items(
-            self.client,
+            self._scan_client,
             table_name,
             segment=segment,
             total_segments=total_segments,
@@ -364,7 +406,7 @@ class DynamoDBScanHook(AwsBaseHook):
             validate_segment(segment, total_segments, table_name)
         control = self._segment_control(table_name, segment, total_segments, scan_kwargs, stats)
         return scan_pages(
-            self.client,
+            self._scan_client,
             table_name,
             segment=segment,
             total_segments=total_segments,
@@ -395,7 +437,7 @@ class DynamoDBScanHook(AwsBaseHook):
         """
         control = self._whole_table_control(table_name, total_segments, scan_kwargs, stats)
         return parallel_scan_pages(
-            self.client,
+            self._scan_client,
             table_name,
             total_segments=total_segments,
             max_workers=max_workers,
@@ -423,7 +465,7 @@ class DynamoDBScanHook(AwsBaseHook):
         """
         control = self._whole_table_control(table_name, total_segments, scan_kwargs, stats)
         return count_items(
-            self.client,
+            self._scan_client,
             table_name,
             total_segments=total_segments,
             max_workers=max_workers,

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
-from airflow_dynamoscan.compat import BaseOperator
-from airflow_dynamoscan.exceptions import InvalidScanArgumentError
+from botocore.exceptions import ClientError, ParamValidationError
+
+from airflow_dynamoscan.compat import AirflowFailException, BaseOperator
+from airflow_dynamoscan.exceptions import (
+    BatchWriteError,
+    DestinationError,
+    IncompleteExportError,
+    InvalidItemError,
+    InvalidScanArgumentError,
+    ScanRequestError,
+    TableNotFoundError,
+    TransformError,
+)
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.scan.pacing import validate_max_read_capacity_units, validate_read_capacity_fraction
 from airflow_dynamoscan.scan.progress import DEFAULT_PROGRESS_INTERVAL, ScanStats, validate_progress_interval
@@ -18,10 +30,94 @@ from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segm
 #: Default of a connection parameter that falls back to ``aws_conn_id`` (``None`` is a valid choice of its own).
 SAME_AS_AWS_CONN_ID: Any = object()
 
+#: Error codes of DynamoDB and AWS that the same request meets again however often it is sent.
+PERMANENT_ERROR_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "InvalidSignatureException",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+        "ValidationException",
+    }
+)
 
-class DynamoDBScanBaseOperator(BaseOperator):
+_PERMANENT_ERRORS = (
+    IncompleteExportError,
+    InvalidItemError,
+    InvalidScanArgumentError,
+    ParamValidationError,
+    ScanRequestError,
+    TableNotFoundError,
+    TransformError,
+)
+
+_Execute = TypeVar("_Execute", bound=Callable[..., Any])
+
+
+def is_permanent_error(error: BaseException) -> bool:
+    """
+    Return whether no retry of the task can fix ``error``: invalid arguments or expressions, a missing table, an
+    incomplete export, a transform that raised or returned what cannot be stored, a request DynamoDB rejected as
+    invalid, a destination refused by the package's own checks.
+
+    Throttling, server errors and connection errors (also after the request retry policy gave up, as
+    ``RetriesExhaustedError`` or a ``BatchWriteError`` about unprocessed items) are not permanent: a later try may
+    succeed.
+    """
+    if isinstance(error, _PERMANENT_ERRORS):
+        return True
+    if isinstance(error, BatchWriteError):
+        return isinstance(error.__cause__, ScanRequestError)  # DynamoDB rejected the batch as invalid
+    if isinstance(error, DestinationError):
+        return error.__cause__ is None  # refused by a check of ours, not by a failing storage request
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code") in PERMANENT_ERROR_CODES
+    return False
+
+
+def fail_fast(execute: _Execute) -> _Execute:
+    """
+    Wrap an operator's ``execute`` so that an error no retry can fix (:func:`is_permanent_error`) ends the task
+    at once as :class:`AirflowFailException`, with the same message and the original error as its cause, and
+    ``retries`` are not spent on it. Other errors propagate unchanged, so Airflow retries them.
+    """
+
+    @functools.wraps(execute)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return execute(*args, **kwargs)
+        except AirflowFailException:
+            raise
+        except Exception as error:
+            if is_permanent_error(error):
+                raise AirflowFailException(str(error)) from error
+            raise
+
+    wrapper.fails_fast = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+class FailFastMixin:
+    """
+    Makes the ``execute`` of every subclass :func:`fail_fast`: the one place where this package decides which
+    errors end a task without its retries.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        execute = cls.__dict__.get("execute")
+        if callable(execute) and not getattr(execute, "fails_fast", False):
+            cls.execute = fail_fast(execute)  # type: ignore[attr-defined]
+
+
+class DynamoDBScanBaseOperator(FailFastMixin, BaseOperator):
     """
     Base of the operators that scan a DynamoDB table, the whole of it or one segment.
+
+    Errors no retry can fix (invalid arguments or expressions, a missing table, a transform that raises...; see
+    :func:`is_permanent_error`) end the task as :class:`AirflowFailException`, whatever its ``retries``;
+    throttling, server and connection errors that outlast the request retry policy raise as they are, and Airflow
+    retries the task.
 
     With ``segment`` and ``total_segments`` both given (e.g. ``.partial(total_segments=4).expand(segment=[0, 1,
     2, 3])``) the task reads only that segment. With ``segment=None`` it reads the whole table by a parallel scan
@@ -31,7 +127,8 @@ class DynamoDBScanBaseOperator(BaseOperator):
     :param table_name: the DynamoDB table to read (templated)
     :param segment: the segment this task reads, ``0 <= segment < total_segments`` (mappable)
     :param total_segments: the segment count (see above)
-    :param scan_kwargs: Scan keywords, e.g. ``FilterExpression``, ``ConsistentRead``, ``Limit`` (templated)
+    :param scan_kwargs: Scan keywords, e.g. ``FilterExpression``, ``ConsistentRead``, ``Limit`` (templated);
+        ``ExpressionAttributeValues`` as plain Python values (``{":s": "paid"}``) or AttributeValues
     :param max_workers: threads of a whole-table read in one task (default ``min(8, total_segments)``)
     :param aws_conn_id: the Airflow connection of the DynamoDB table; ``None`` uses boto3's default credentials
     :param region_name: AWS region; default: the connection's

@@ -19,7 +19,7 @@ from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
-from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator
+from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator, FailFastMixin
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
@@ -253,7 +253,7 @@ def _materialize(results: Any) -> list[Any]:
     return list(results)
 
 
-class DynamoDBExportManifestOperator(BaseOperator):
+class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
     """
     Commit an export: check that every segment reported exactly once, then write ``manifest.json`` last.
 

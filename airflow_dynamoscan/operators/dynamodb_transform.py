@@ -64,8 +64,14 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         ``IndexName``) are refused: writing partial items back would drop attributes.
     :param dry_run: read, transform and check every item, count what would be written, and write nothing
     :param allow_key_change: in place, write an item whose key the transform changed under its new key and delete
-        the old item (after the scan, so the scan never reads a new item); without it, such an item is an error.
-        A new key that belongs to another item overwrites it.
+        the old item; without it, such an item is an error. The moves wait until the task has read every segment,
+        so the scan never reads an item it moved and every item is transformed exactly once, whatever the segment
+        count. That needs one task for the whole table (``segment=None``; ``total_segments`` and ``max_workers``
+        still read it in parallel threads): a task of one segment of several (a mapped transform) cannot know
+        whether another task has read a moved item's new key yet, so in place it refuses ``allow_key_change``
+        before reading anything (a dry run, which moves nothing, and a copy into ``target_table_name`` are
+        allowed). The moves are held in the task's memory until they are written. A new key that belongs to
+        another item overwrites it.
     :param checkpoint_destination: a local directory or ``s3://bucket/prefix`` where the task records its progress
         (``_checkpoints/transform-...json``) after each page whose writes DynamoDB has confirmed. A retry resumes
         after the last recorded page of each segment, so it transforms and writes again at most the page each
@@ -133,7 +139,8 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         """
         Transform the table (or this task's segment) and return the counts.
 
-        :raises InvalidScanArgumentError: bad segment arguments, ``max_workers`` or scan keywords.
+        :raises InvalidScanArgumentError: bad segment arguments, ``max_workers`` or scan keywords;
+            ``allow_key_change`` in place in a task of one segment of several.
         :raises TableNotFoundError: the table or the target table does not exist.
         :raises TransformError: the transform raised or returned something that cannot be written; the message
             names the item's key and how many items had been written.
@@ -146,6 +153,7 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         scan_kwargs = self.validated_scan_kwargs()
         if in_place:
             check_in_place_scan_kwargs(table_name, scan_kwargs)
+            self._check_key_change_scope(segment, total_segments)
         key_names = key_attribute_names(self.hook.describe_table(table_name))
         target_key_names = key_names if in_place else key_attribute_names(self.hook.describe_table(target_table_name))
         persist_links(
@@ -168,12 +176,8 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
                 None
                 if self.is_dry_run
                 else stack.enter_context(
-                    BatchWriter(
-                        self.hook.client,
-                        target_table_name,
-                        target_key_names,
-                        threads=self.max_workers or DEFAULT_MAX_WORKERS,
-                        retry_policy=self.hook.retry_policy,
+                    self.hook.batch_writer(
+                        target_table_name, target_key_names, threads=self.max_workers or DEFAULT_MAX_WORKERS
                     )
                 )
             )
@@ -218,6 +222,19 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         if progress.resumed_from:
             result["resumed_after"] = progress.resumed_from
         return result
+
+    def _check_key_change_scope(self, segment: int | None, total_segments: int | None) -> None:
+        # A task that reads one segment cannot know whether another segment's task has read, or will read, the
+        # new key of an item it moves: refused, so that no item is ever transformed twice.
+        if not self.allow_key_change or self.is_dry_run or segment is None or total_segments == 1:
+            return
+        raise InvalidScanArgumentError(
+            f"Table {self.table_name!r}: allow_key_change=True is not allowed in a task that transforms one segment "
+            f"(segment={segment} of total_segments={total_segments}) in place: an item another segment's task "
+            "moves can land in this segment and be transformed twice. Change keys in one task over the whole "
+            f"table (segment=None, total_segments={total_segments}: its threads read every segment before any "
+            "item moves), or write to another table with target_table_name."
+        )
 
     def _progress(
         self,

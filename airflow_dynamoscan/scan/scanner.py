@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import gc
 import logging
 import queue
@@ -22,6 +23,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError, ScanRequestError, TableNotFoundError
@@ -136,13 +138,88 @@ def _reported(pages: Generator[ScanPage, None, None], run: _ScanRun) -> Generato
         run.progress.finish(complete=complete)
 
 
+#: Every parameter of DynamoDB's Scan request (botocore's service model), those the scanner sets included.
+SCAN_KEYWORDS = frozenset(
+    {
+        "AttributesToGet",
+        "ConditionalOperator",
+        "ConsistentRead",
+        "ExclusiveStartKey",
+        "ExpressionAttributeNames",
+        "ExpressionAttributeValues",
+        "FilterExpression",
+        "IndexName",
+        "Limit",
+        "ProjectionExpression",
+        "ReturnConsumedCapacity",
+        "ScanFilter",
+        "Segment",
+        "Select",
+        "TableName",
+        "TotalSegments",
+    }
+)
+
+#: The type keys of an AttributeValue.
+ATTRIBUTE_VALUE_TAGS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
+
+_serializer = TypeSerializer()
+
+
+def is_attribute_value(value: object) -> bool:
+    """Return whether ``value`` is already an AttributeValue: a dict of exactly one type key (``{"S": "x"}``)."""
+    return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in ATTRIBUTE_VALUE_TAGS
+
+
+def serialize_expression_values(table_name: str, values: object) -> dict[str, Any]:
+    """
+    Return ``ExpressionAttributeValues`` as AttributeValues: a value that already is one (a dict of one type key,
+    ``{":s": {"S": "paid"}}``) is kept, any other is serialized from plain Python (``{":s": "paid"}``,
+    ``{":n": 5}``, ``Decimal``, ``bytes``, sets, lists, dicts, ``True``, ``None``) as boto3's ``TypeSerializer``
+    does. A dict meant as a map whose only key is a type tag (``{"S": "x"}``) is read as an AttributeValue: write
+    such a map as ``{"M": {"S": {"S": "x"}}}``.
+
+    :raises InvalidScanArgumentError: ``values`` is not a dict, a placeholder does not start with ``:``, or a value
+        cannot be stored (a ``float``: use ``decimal.Decimal``; an empty set...); the message names the table,
+        the parameter and the placeholder, never the value.
+    """
+    if not isinstance(values, Mapping):
+        raise InvalidScanArgumentError(
+            f"Table {table_name!r}: scan keyword ExpressionAttributeValues must be a dict of placeholders "
+            f"(':name') to values; got a {type(values).__name__}."
+        )
+    serialized: dict[str, Any] = {}
+    for placeholder, value in values.items():
+        if not isinstance(placeholder, str) or not placeholder.startswith(":"):
+            raise InvalidScanArgumentError(
+                f"Table {table_name!r}: ExpressionAttributeValues placeholder {placeholder!r} must be a string "
+                "starting with ':', e.g. {':status': 'paid'}."
+            )
+        if is_attribute_value(value):
+            serialized[placeholder] = dict(value)
+            continue
+        try:
+            serialized[placeholder] = _serializer.serialize(value)
+        except (TypeError, ValueError) as error:
+            kind = type(value).__name__
+            hint = "use decimal.Decimal or int" if isinstance(value, float) else str(error)
+            raise InvalidScanArgumentError(
+                f"Table {table_name!r}: ExpressionAttributeValues[{placeholder!r}] is a {kind}, which DynamoDB "
+                f"cannot store ({hint}). Allowed: str, int, decimal.Decimal, bytes, bool, None, non-empty sets, "
+                'lists, dicts, or an AttributeValue such as {"S": "paid"}.'
+            ) from None
+    return serialized
+
+
 def check_scan_kwargs(
     table_name: str, scan_kwargs: Mapping[str, Any] | None, *, owned: frozenset[str] = HOOK_OWNED_SCAN_KEYWORDS
 ) -> dict[str, Any]:
     """
-    Return a copy of the caller's scan keywords after refusing those the scanner sets itself.
+    Return a copy of the caller's scan keywords, checked before any request: keywords the scanner sets itself and
+    keywords Scan does not know are refused, and ``ExpressionAttributeValues`` given as plain Python values are
+    serialized (:func:`serialize_expression_values`).
 
-    :raises InvalidScanArgumentError: naming the table and the refused keywords.
+    :raises InvalidScanArgumentError: naming the table, the keyword, the closest allowed one and every allowed one.
     """
     kwargs = dict(scan_kwargs or {})
     refused = sorted(owned.intersection(kwargs))
@@ -150,6 +227,19 @@ def check_scan_kwargs(
         raise InvalidScanArgumentError(
             f"Table {table_name!r}: scan keyword(s) {', '.join(refused)} are set by the scanner and may not be "
             f"passed; use the table_name, segment and total_segments parameters instead."
+        )
+    allowed = sorted(SCAN_KEYWORDS - owned)
+    for name in kwargs:
+        if name not in SCAN_KEYWORDS:
+            close = difflib.get_close_matches(str(name), allowed, n=1)
+            suggestion = f" Did you mean {close[0]!r}?" if close else ""
+            raise InvalidScanArgumentError(
+                f"Table {table_name!r}: {name!r} is not a Scan keyword.{suggestion} "
+                f"Allowed in scan_kwargs: {', '.join(allowed)}."
+            )
+    if "ExpressionAttributeValues" in kwargs:
+        kwargs["ExpressionAttributeValues"] = serialize_expression_values(
+            table_name, kwargs["ExpressionAttributeValues"]
         )
     return kwargs
 

@@ -28,8 +28,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ClientError
 
+from airflow_dynamoscan.compat import AirflowFailException
 from airflow_dynamoscan.exceptions import (
     DestinationError,
     InvalidScanArgumentError,
@@ -103,10 +104,19 @@ def by_key(items: list[dict[str, Any]], key: str = "pk") -> dict[Any, dict[str, 
 
 
 def raised(call: Callable[[], Any], error_type: type[BaseException]) -> BaseException:
-    """Run ``call``, which must raise ``error_type`` (or a subclass of it); return the error."""
-    with pytest.raises(error_type) as info:
+    """
+    Run ``call``, which must raise ``error_type`` (or a subclass of it), or, as an operator does for errors no
+    retry can fix, ``AirflowFailException`` with its message, caused by it; return the ``error_type`` error.
+    """
+    with pytest.raises((error_type, AirflowFailException)) as info:
         call()
-    return info.value
+    error = info.value
+    if isinstance(error, AirflowFailException):
+        # An operator ends a task no retry can fix with AirflowFailException: same message, caused by the error.
+        assert isinstance(error.__cause__, error_type), repr(error.__cause__)
+        assert str(error) == str(error.__cause__)
+        return error.__cause__
+    return error
 
 
 @contextlib.contextmanager
@@ -664,11 +674,14 @@ def test_in_place_transform_refuses_select(small_table: str, dynalite_client: An
 
 def test_misspelt_scan_keyword_names_the_allowed_keywords(small_table: str, tmp_path: Path) -> None:
     error = raised(
-        lambda: export(small_table, tmp_path / "out", scan_kwargs={"FilterExpresion": "pk = :v"}), ParamValidationError
+        lambda: export(small_table, tmp_path / "out", scan_kwargs={"FilterExpresion": "pk = :v"}),
+        InvalidScanArgumentError,
     )
-    allowed = ", ".join(DynamoDBScanHook().client.meta.service_model.operation_model("Scan").input_shape.members)
     assert str(error) == (
-        f'Parameter validation failed:\nUnknown parameter in input: "FilterExpresion", must be one of: {allowed}'
+        f"Table {small_table!r}: 'FilterExpresion' is not a Scan keyword. Did you mean 'FilterExpression'? Allowed "
+        "in scan_kwargs: AttributesToGet, ConditionalOperator, ConsistentRead, ExpressionAttributeNames, "
+        "ExpressionAttributeValues, FilterExpression, IndexName, Limit, ProjectionExpression, "
+        "ReturnConsumedCapacity, ScanFilter, Select."
     )
     assert files_at(tmp_path) == {}
 

@@ -22,7 +22,7 @@ from airflow_dynamoscan.exceptions import (
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
 from devtools.sample_data import create_table, put_items
-from tests.conftest import unique_table_name
+from tests.conftest import fails_task, unique_table_name
 from tests.unit.export.readback import json_view, loads_exact, mixed_items, read_dynamodb_json, read_jsonl
 
 pytestmark = pytest.mark.usefixtures("aws_connection_env")
@@ -149,7 +149,7 @@ def test_mapped_segments_union_retry_and_manifest(
     assert [segment["items"] for segment in manifest["segments"]] == [result["items"] for result in results]
     assert manifest["table_name"] == name and manifest["file_format"] == "jsonl"
 
-    with pytest.raises(DestinationError, match=r"already holds a complete export .* overwrite=True"):
+    with fails_task(DestinationError, match=r"already holds a complete export .* overwrite=True"):
         export(name, tmp_path, segment=0, total_segments=4)
     assert export(name, tmp_path, segment=0, total_segments=4, overwrite=True)["items"] == results[0]["items"]
 
@@ -157,7 +157,7 @@ def test_mapped_segments_union_retry_and_manifest(
 def test_manifest_refuses_a_missing_segment(export_table: tuple[str, list[dict[str, Any]]], tmp_path: Path) -> None:
     name, _ = export_table
     results = [export(name, tmp_path, segment=segment, total_segments=4) for segment in (0, 1, 3)]
-    with pytest.raises(IncompleteExportError, match=r"missing segments 2 \(1 of 4\)"):
+    with fails_task(IncompleteExportError, match=r"missing segments 2 \(1 of 4\)"):
         DynamoDBExportManifestOperator(task_id="manifest", results=results).execute({})  # type: ignore[arg-type]
     assert not (tmp_path / MANIFEST_NAME).exists()
 
@@ -189,13 +189,13 @@ def test_bad_arguments_fail_before_anything_is_written(
     export_table: tuple[str, list[dict[str, Any]]], tmp_path: Path, kwargs: dict[str, Any], error: type, match: str
 ) -> None:
     name, _ = export_table
-    with pytest.raises(error, match=match):
+    with fails_task(error, match=match):
         export(name, tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
 
 
 def test_missing_table_writes_nothing(tmp_path: Path) -> None:
-    with pytest.raises(TableNotFoundError, match="'no-such-table' was not found"):
+    with fails_task(TableNotFoundError, match="'no-such-table' was not found"):
         export("no-such-table", tmp_path / "out")
     assert not any(path.is_file() for path in tmp_path.rglob("*"))
 

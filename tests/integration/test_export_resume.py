@@ -58,7 +58,7 @@ def count_scans(operator: DynamoDBExportOperator, fail_after: int | None = None)
             raise ScanFailure(f"the task died after {fail_after} Scan requests")
         sent[0] += 1
 
-    operator.hook.client.meta.events.register("before-send.dynamodb.Scan", on_send)
+    operator.hook._scan_client.meta.events.register("before-send.dynamodb.Scan", on_send)
     return sent
 
 
@@ -127,7 +127,7 @@ operator = DynamoDBExportOperator(
     task_id="export", table_name=sys.argv[1], destination=sys.argv[2], segment=0, total_segments=1,
     max_file_bytes=1, scan_kwargs={"Limit": int(sys.argv[3])},
 )
-operator.hook.client.meta.events.register("before-send.dynamodb.Scan", lambda **_: time.sleep(0.05))
+operator.hook._scan_client.meta.events.register("before-send.dynamodb.Scan", lambda **_: time.sleep(0.05))
 operator.execute({})
 """
 

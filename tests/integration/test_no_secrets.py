@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from airflow_dynamoscan.compat import AirflowFailException
 from airflow_dynamoscan.exceptions import DestinationError, ScanRequestError, TableNotFoundError, TransformError
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
@@ -134,9 +135,14 @@ def assert_error_is_clean(error: BaseException) -> None:
 
 
 def raised(call: Callable[[], Any], error_type: type[BaseException]) -> BaseException:
-    with pytest.raises(error_type) as info:
+    with pytest.raises((error_type, AirflowFailException)) as info:
         call()
-    return info.value
+    error = info.value
+    if isinstance(error, AirflowFailException):
+        # An operator ends a task no retry can fix with AirflowFailException: same message, caused by the error.
+        assert isinstance(error.__cause__, error_type), repr(error.__cause__)
+        assert str(error) == str(error.__cause__)
+    return error
 
 
 def export(table_name: str, destination: Path | str, **kwargs: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportOperator
 from airflow_dynamoscan.operators.dynamodb_transform import DynamoDBTransformOperator
 from devtools.sample_data import create_table, put_items, sample_item
-from tests.conftest import unique_table_name
+from tests.conftest import fails_task, unique_table_name
 
 pytestmark = pytest.mark.usefixtures("aws_connection_env")
 
@@ -62,7 +62,7 @@ def test_a_paced_scan_stays_within_its_share_of_provisioned_capacity(
     name, expected = provisioned_table
     hook = DynamoDBScanHook(read_capacity_fraction=FRACTION, progress_interval=1)
     target = PROVISIONED_READ_CAPACITY * FRACTION
-    hook.client  # noqa: B018 - the client is made before the clock starts
+    hook._scan_client  # noqa: B018 - the client is made before the clock starts
     with caplog.at_level(logging.INFO, logger="airflow_dynamoscan"):
         started = time.monotonic()
         pages = list(hook.scan_segment_pages(name, None, None))
@@ -91,7 +91,7 @@ def test_four_concurrent_segments_share_the_budget_of_an_on_demand_table(
     # One hook per segment, as in four mapped tasks.
     hooks = [DynamoDBScanHook(max_read_capacity_units=budget) for _ in range(total_segments)]
     for hook in hooks:
-        hook.client  # noqa: B018
+        hook._scan_client  # noqa: B018
     results: dict[int, tuple[float, list[str]]] = {}
 
     def read(segment: int) -> None:
@@ -138,7 +138,7 @@ def test_fraction_of_an_on_demand_table_without_maximum_is_refused(
         segment=0,
         total_segments=2,
     )
-    with pytest.raises(InvalidScanArgumentError) as raised:
+    with fails_task(InvalidScanArgumentError) as raised:
         operator.execute({})  # type: ignore[arg-type]
     assert str(raised.value) == expected
     assert not list(tmp_path.rglob("part-*"))

@@ -15,7 +15,7 @@ from airflow_dynamoscan.operators.dynamodb_transform import DynamoDBTransformOpe
 from airflow_dynamoscan.scan.decode import deserialize_item
 from airflow_dynamoscan.scan.writer import BatchWriter, serialize_item
 from devtools.sample_data import create_table, put_items, sample_item
-from tests.conftest import unique_table_name
+from tests.conftest import fails_task, unique_table_name
 
 pytestmark = pytest.mark.usefixtures("aws_connection_env")
 
@@ -166,7 +166,7 @@ def test_copy_refuses_a_result_without_the_target_key(dynalite_client: Any) -> N
     name, _ = make_table(dynalite_client, 10)
     target = unique_table_name("copy")
     create_table(dynalite_client, target, hash_key="order_id")
-    with pytest.raises(TransformError) as raised:
+    with fails_task(TransformError) as raised:
         run(table_name=name, target_table_name=target, transform=lambda item: item)
     assert f"lacks the key attribute 'order_id'; items of table {target!r} need the key attributes order_id." in str(
         raised.value
@@ -203,7 +203,7 @@ def rename_key(item: dict[str, Any]) -> dict[str, Any]:
 
 def test_in_place_key_change_is_refused(dynalite_client: Any) -> None:
     name, items = make_table(dynalite_client, 40)
-    with pytest.raises(TransformError) as raised:
+    with fails_task(TransformError) as raised:
         run(table_name=name, transform=rename_key)
     message = str(raised.value)
     assert message.startswith(f"Table {name!r}: the transform changed the key attribute 'pk' of the item with key ")
@@ -242,7 +242,7 @@ def test_two_items_moved_to_one_key_is_an_error(dynalite_client: Any) -> None:
     name = unique_table_name("merge")
     create_table(dynalite_client, name)
     put_items(dynalite_client, name, [{"pk": "a", "v": 1}, {"pk": "b", "v": 2}])
-    with pytest.raises(TransformError, match=r"the same new key pk='z'; one would overwrite the other\."):
+    with fails_task(TransformError, match=r"the same new key pk='z'; one would overwrite the other\."):
         run(table_name=name, transform=lambda item: {**item, "pk": "z"}, allow_key_change=True)
     assert sorted(read_table(dynalite_client, name)) == ["a", "b"]
 
@@ -255,7 +255,7 @@ def test_transform_exception_names_the_key_and_what_was_written(dynalite_client:
             raise ValueError(f"cannot handle {item['text']}")
         return {**item, "seen": True}
 
-    with pytest.raises(TransformError) as raised:
+    with fails_task(TransformError) as raised:
         run(table_name=name, transform=fails_on_150, max_workers=2)
     message = str(raised.value)
     after = read_table(dynalite_client, name)
@@ -265,7 +265,8 @@ def test_transform_exception_names_the_key_and_what_was_written(dynalite_client:
         f"Table {name!r}: the transform raised ValueError on the item with key pk='order#00000150'. "
         f"{written} item(s) had been written to table {name!r} (every item transformed before it)."
     )
-    assert raised.value.__cause__ is not None and raised.value.__cause__.type_name == "ValueError"  # type: ignore[attr-defined]
+    transform_error = raised.value.__cause__
+    assert transform_error.__cause__ is not None and transform_error.__cause__.type_name == "ValueError"
     assert "lorem" not in message
     assert after["order#00000150"] == items[150]
 
@@ -284,7 +285,7 @@ def test_transform_exception_names_the_key_and_what_was_written(dynalite_client:
 )
 def test_unwritable_results_are_refused(dynalite_client: Any, transform: Any, expected: str) -> None:
     name, items = make_table(dynalite_client, 30)
-    with pytest.raises(TransformError) as raised:
+    with fails_task(TransformError) as raised:
         run(table_name=name, transform=transform)
     assert expected in str(raised.value)
     assert "47.3769" not in str(raised.value)
@@ -358,8 +359,8 @@ def test_writer_gives_up_after_max_attempts(dynalite_client: Any) -> None:
 def test_operator_retries_unprocessed_items(dynalite_client: Any) -> None:
     name, items = make_table(dynalite_client, 400)
     operator = DynamoDBTransformOperator(task_id="transform", table_name=name, transform=lower_status, max_workers=2)
-    client = UnprocessingClient(operator.hook.client, times=8)
-    operator.hook.__dict__["client"] = client  # the hook caches its client; this one holds back some writes
+    client = UnprocessingClient(operator.hook._scan_client, times=8)
+    operator.hook.__dict__["_scan_client"] = client  # the hook caches its client; this one holds back some writes
     result = operator.execute({})  # type: ignore[arg-type]
     changed = sum(1 for item in items if item["n"] % 7 and item["n"] % 3 == 0)
     assert result["written"] == changed

@@ -11,7 +11,7 @@ from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.operators.dynamodb_transform import DynamoDBTransformOperator
 from airflow_dynamoscan.scan.decode import deserialize_item
 from devtools.sample_data import create_table, put_items
-from tests.conftest import unique_table_name
+from tests.conftest import fails_task, unique_table_name
 
 pytestmark = pytest.mark.usefixtures("aws_connection_env")
 
@@ -55,7 +55,7 @@ def die_after_scans(operator: DynamoDBTransformOperator, scans: int) -> None:
             raise TaskDied(f"the task died after {scans} Scan requests")
         sent[0] += 1
 
-    operator.hook.client.meta.events.register("before-send.dynamodb.Scan", on_send)
+    operator.hook._scan_client.meta.events.register("before-send.dynamodb.Scan", on_send)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_checkpoint_refused_with_key_changes(dynalite_client: Any, tmp_path: Pat
     name = unique_table_name("transform-resume")
     create_table(dynalite_client, name)
     operator = transformer(name, tmp_path, allow_key_change=True)
-    with pytest.raises(InvalidScanArgumentError, match="checkpoint_destination cannot be used with allow_key_change"):
+    with fails_task(InvalidScanArgumentError, match="checkpoint_destination cannot be used with allow_key_change"):
         operator.execute({})  # type: ignore[arg-type]
 
 

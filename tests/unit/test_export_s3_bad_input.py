@@ -18,6 +18,7 @@ import pytest
 from moto import mock_aws
 from moto.core import enable_iam_authentication
 
+from airflow_dynamoscan.compat import AirflowFailException
 from airflow_dynamoscan.exceptions import DestinationError
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
 from devtools.sample_data import load_sample_table
@@ -69,9 +70,14 @@ def export(destination: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def raised(call: Any, error_type: type[BaseException]) -> BaseException:
-    with pytest.raises(error_type) as info:
+    with pytest.raises((error_type, AirflowFailException)) as info:
         call()
-    return info.value
+    error = info.value
+    if isinstance(error, AirflowFailException):
+        # An operator ends a task no retry can fix with AirflowFailException: same message, caused by the error.
+        assert isinstance(error.__cause__, error_type), repr(error.__cause__)
+        assert str(error) == str(error.__cause__)
+    return error
 
 
 @pytest.mark.usefixtures("moto_aws")

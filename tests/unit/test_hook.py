@@ -129,14 +129,17 @@ def test_plan_segments_from_table_size(moto_table: list[dict[str, Any]]) -> None
     def report_size(parsed: dict[str, Any], **_: Any) -> None:
         parsed["Table"].update(reported)
 
-    hook.client.meta.events.register("after-call.dynamodb.DescribeTable", report_size)
+    hook._scan_client.meta.events.register("after-call.dynamodb.DescribeTable", report_size)
     assert hook.plan_segments(TABLE) == 6
     assert hook.plan_segments(TABLE, bytes_per_segment=1024**3) == 11
     assert hook.plan_segments(TABLE, max_segments=4) == 4
     reported["TableSizeBytes"] = 0
-    assert hook.plan_segments(TABLE) == 1
+    assert hook.plan_segments(TABLE) == 6  # the hook describes a table once
+    fresh = DynamoDBScanHook()
+    fresh._scan_client.meta.events.register("after-call.dynamodb.DescribeTable", report_size)
+    assert fresh.plan_segments(TABLE) == 1
     # parallel_scan without total_segments plans at least as many segments as workers.
-    items = list(hook.parallel_scan(TABLE, max_workers=3))
+    items = list(fresh.parallel_scan(TABLE, max_workers=3))
     assert keys(items) == keys(moto_table)
 
 

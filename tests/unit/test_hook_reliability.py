@@ -39,17 +39,19 @@ def moto_tables(moto_connection_env: str) -> Iterator[None]:
 def scan_requests(hook: DynamoDBScanHook) -> list[dict[str, Any]]:
     """Record the parameters of every Scan request the hook's client sends."""
     sent: list[dict[str, Any]] = []
-    hook.client.meta.events.register("provide-client-params.dynamodb.Scan", lambda params, **_: sent.append(params))
+    events = hook._scan_client.meta.events
+    events.register("provide-client-params.dynamodb.Scan", lambda params, **_: sent.append(params))
     return sent
 
 
 def test_botocore_retries_are_off_unless_the_config_sets_them(moto_tables: None) -> None:
     hook = DynamoDBScanHook()
-    assert hook.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert hook._scan_client.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
     assert hook.get_conn().meta.config.retries != {"mode": "standard", "total_max_attempts": 1}
+    assert hook.client is hook.conn is hook.get_conn()
     assert hook.retry_policy == RetryPolicy()
     configured = DynamoDBScanHook(config={"retries": {"mode": "adaptive", "max_attempts": 7}}, max_attempts=3)
-    assert configured.client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 8}
+    assert configured._scan_client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 8}
     assert configured.retry_policy == RetryPolicy(max_attempts=3)
 
 
@@ -111,7 +113,7 @@ def test_progress_lines_estimate_a_percentage_from_the_item_count(
 ) -> None:
     hook = DynamoDBScanHook(progress_interval=1e-6)
     described: list[str] = []
-    hook.client.meta.events.register("after-call.dynamodb.DescribeTable", lambda **_: described.append("called"))
+    hook._scan_client.meta.events.register("after-call.dynamodb.DescribeTable", lambda **_: described.append("called"))
     with caplog.at_level(logging.INFO, logger="airflow_dynamoscan.scan.progress"):
         assert len(list(hook.scan(TABLE, Limit=30))) == 120
     lines = [record.getMessage() for record in caplog.records]

@@ -34,14 +34,14 @@ def test_auto_plan_follows_table_size_within_map_limit(moto_table: str, monkeypa
     # The table's reported size is the server's answer; moto always reports 0, so set it on the way back.
     from airflow_dynamoscan.hooks import dynamodb_scan
 
-    original = dynamodb_scan.DynamoDBScanHook.client
+    original = dynamodb_scan.DynamoDBScanHook._scan_client
 
     def client_with_size(self: Any) -> Any:
         client = original.func(self)  # type: ignore[attr-defined]
         client.meta.events.register("after-call.dynamodb.DescribeTable", report_size)
         return client
 
-    monkeypatch.setattr(dynamodb_scan.DynamoDBScanHook, "client", property(client_with_size))
+    monkeypatch.setattr(dynamodb_scan.DynamoDBScanHook, "_scan_client", property(client_with_size))
     assert len(plan_export_segments(moto_table, "auto")) == 1
     size["TableSizeBytes"] = 7 * 2 * 1024**3
     assert len(plan_export_segments(moto_table, "auto")) == 7

@@ -22,7 +22,7 @@ from airflow_dynamoscan.scan.transform import (
 )
 from airflow_dynamoscan.scan.writer import BatchWriter, describe_key, serialize_item
 from devtools.sample_data import create_table, sample_item
-from tests.conftest import make_client
+from tests.conftest import fails_task, make_client
 
 
 def serialize(item: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +198,7 @@ def identity(item: dict[str, Any]) -> dict[str, Any]:
 def test_operator_refuses_bad_arguments_before_reading(arguments: dict[str, Any], message: str) -> None:
     operator = DynamoDBTransformOperator(task_id="t", table_name="orders", transform=identity, **arguments)
     # The arguments are refused before any request: no table exists, so a request would fail differently.
-    with mock_aws(), pytest.raises(InvalidScanArgumentError) as raised:
+    with mock_aws(), fails_task(InvalidScanArgumentError) as raised:
         operator.execute({})  # type: ignore[arg-type]
     assert str(raised.value).startswith(message)
 
