@@ -43,7 +43,7 @@ def restorable(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     original = dynamodb_scan.DynamoDBScanHook.client
 
     def client_with_range(self: Any) -> Any:
-        client = original.func(self)  # type: ignore[attr-defined]
+        client = original.fget(self)
         client.meta.events.register("after-call.dynamodb.DescribeContinuousBackups", report)
         return client
 
