@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param
+from airflow.providers.common.compat.sdk import DAG, Param
 
 from airflow_dynamoscan.task_groups import dynamodb_parallel_export
 

@@ -60,7 +60,7 @@ def test_bad_plans_are_refused(moto_table: str) -> None:
 
 
 def test_task_group_wires_plan_export_and_manifest() -> None:
-    from airflow.sdk import DAG
+    from airflow_dynamoscan.compat import DAG
 
     with DAG(dag_id="group_shape", schedule=None) as dag:
         dynamodb_parallel_export("export", table_name="orders", destination="s3://bucket/x", file_format="parquet")
