@@ -7,14 +7,14 @@ DYNALITE_CLI := .local/dynalite/node_modules/dynalite/cli.js
 DYNALITE_VERSION := 4.0.0
 PYTEST_ARGS ?=
 
-.PHONY: install dynalite lint typecheck test unit demo e2e bench clean
+.PHONY: install dynalite lint typecheck test unit demo e2e bench clean check-floors matrix-lowest matrix-newest package-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv>=0.8'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e . --group test --group lint
 	touch $(STAMP)
 
 install: $(STAMP) dynalite
@@ -55,12 +55,53 @@ BENCH_STAMP := $(VENV)/.installed-bench
 BENCH_ARGS ?=
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test,bench]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e . --group test --group lint --group bench
 	touch $(BENCH_STAMP)
 
 # About 15 minutes; `make bench BENCH_ARGS=--quick` is a 2-minute smoke run. Results in benchmarks/results/.
 bench: install $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+# The supported range, each end in a venv built from nothing under .local/venvs/: the unit and DAG tests on
+# Python 3.10 with Airflow 2.11 and every declared floor (.ci/constraints-lowest.txt), and on Python 3.13 with
+# the newest release of everything. The Pythons come from pyenv (~/.pyenv/versions/) or PATH.
+MATRIX_TESTS ?= tests/unit tests/dags
+MATRIX_VENVS := .local/venvs
+find_python = $(firstword $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1)) $(shell command -v python$(1)))
+PYTHON_LOWEST ?= $(call find_python,3.10)
+PYTHON_NEWEST ?= $(call find_python,3.13)
+
+check-floors: $(STAMP)
+	$(BIN)/python -m devtools.check_floors
+
+matrix-lowest: $(STAMP) dynalite check-floors
+	@test -n "$(PYTHON_LOWEST)" || { echo "error: matrix-lowest needs Python 3.10 (pyenv install 3.10, or set PYTHON_LOWEST=/path/to/python3.10)" >&2; exit 1; }
+	rm -rf $(MATRIX_VENVS)/lowest
+	$(BIN)/uv venv --quiet --python $(PYTHON_LOWEST) $(MATRIX_VENVS)/lowest
+	$(BIN)/uv pip install --python $(MATRIX_VENVS)/lowest/bin/python --quiet -e . --group test \
+		--constraints .ci/constraints-lowest.txt
+	$(BIN)/uv pip list --python $(MATRIX_VENVS)/lowest/bin/python 2>/dev/null | grep -E '^(apache-airflow|boto|orjson|pyarrow|numpy|moto|pytest|hypothesis)'
+	$(MATRIX_VENVS)/lowest/bin/python -m pytest $(MATRIX_TESTS) -p no:cacheprovider $(PYTEST_ARGS)
+
+matrix-newest: $(STAMP) dynalite
+	@test -n "$(PYTHON_NEWEST)" || { echo "error: matrix-newest needs Python 3.13 (pyenv install 3.13, or set PYTHON_NEWEST=/path/to/python3.13)" >&2; exit 1; }
+	rm -rf $(MATRIX_VENVS)/newest
+	$(BIN)/uv venv --quiet --python $(PYTHON_NEWEST) $(MATRIX_VENVS)/newest
+	$(BIN)/uv pip install --python $(MATRIX_VENVS)/newest/bin/python --quiet -e . --group test
+	$(BIN)/uv pip list --python $(MATRIX_VENVS)/newest/bin/python 2>/dev/null | grep -E '^(apache-airflow|boto|orjson|pyarrow|numpy|moto|pytest|hypothesis)'
+	$(MATRIX_VENVS)/newest/bin/python -m pytest $(MATRIX_TESTS) -p no:cacheprovider $(PYTEST_ARGS)
+
+# The distribution as PyPI gets it: build, `twine check --strict`, then install the wheel alone into a fresh venv
+# and ask Airflow for the provider.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' airflow_dynamoscan/__init__.py)
+
+package-check: $(STAMP)
+	rm -rf dist $(MATRIX_VENVS)/wheel
+	$(BIN)/uv build --quiet --out-dir dist
+	$(BIN)/uv tool run --quiet --from 'twine>=6.1' twine check --strict dist/*
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(MATRIX_VENVS)/wheel
+	$(BIN)/uv pip install --python $(MATRIX_VENVS)/wheel/bin/python --quiet dist/airflow_dynamoscan-$(VERSION)-py3-none-any.whl
+	$(BIN)/python -m devtools.check_provider $(MATRIX_VENVS)/wheel/bin/airflow $(VERSION)
+
 clean:
-	rm -rf $(VENV) .local demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .local demo-output dist .pytest_cache .mypy_cache .ruff_cache

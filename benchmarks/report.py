@@ -443,8 +443,8 @@ def readme_section(run: Run) -> str:
         "",
         "`make bench` (about 15 minutes; `make bench BENCH_ARGS=--quick` is a 2-minute smoke run) measures every "
         "way of reading a table in one run, each case in its own process, and writes "
-        "[benchmarks/results/results.md](benchmarks/results/results.md) with all tables, the ratios against each "
-        "baseline and the targets met or not, and [a chart](benchmarks/results/throughput.png); "
+        "`benchmarks/results/results.md` with all tables, the ratios against each "
+        "baseline and the targets met or not, and a chart, `benchmarks/results/throughput.png`; "
         "`BENCH_ARGS=--update-readme` also rewrites this section. Figures from the last full run:",
         "",
         *_describe(run),

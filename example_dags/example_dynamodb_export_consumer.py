@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, dag, task
+from airflow.providers.common.compat.sdk import Asset, dag, task
 
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, read_manifest
 from airflow_dynamoscan.operators.dynamodb_export import open_export_destination

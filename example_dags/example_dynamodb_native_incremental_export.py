@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from airflow_dynamoscan.native_task_groups import dynamodb_native_export_to_files
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, Param
+from airflow.providers.common.compat.sdk import DAG, Asset, Param
 
 from airflow_dynamoscan.task_groups import dynamodb_parallel_export
 

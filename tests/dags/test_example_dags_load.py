@@ -11,7 +11,7 @@ EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
 @pytest.fixture(scope="module")
 def dag_bag() -> object:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models import DagBag
 
     return DagBag(dag_folder=str(EXAMPLE_DAGS))
 

@@ -21,7 +21,7 @@ OLD_STAMP = "2020-01-01T00:00:00+00:00"
 
 
 def load_dag(file_name: str, dag_id: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS / file_name))
     assert bag.import_errors == {}
@@ -38,14 +38,13 @@ def read_table(client: Any, table_name: str) -> dict[str, dict[str, Any]]:
 
 
 def results_by_map_index(dag_run: Any, task_id: str) -> dict[int, Any]:
+    # TaskInstance.xcom_pull reads the metadata database the same way on Airflow 2.11 and 3.
     from airflow import settings
-    from airflow.models.xcom import XComModel
+    from airflow.models.taskinstance import TaskInstance
 
     with settings.Session() as session:
-        rows = session.scalars(
-            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key="return_value")
-        ).all()
-        return {row.map_index: XComModel.deserialize_value(row) for row in rows}
+        instances = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id)
+        return {ti.map_index: ti.xcom_pull(task_ids=task_id, map_indexes=ti.map_index) for ti in instances}
 
 
 def task_states(dag_run: Any) -> set[tuple[str, int, str, int]]:

@@ -60,7 +60,7 @@ def test_bad_plans_are_refused(moto_table: str) -> None:
 
 
 def test_task_group_wires_plan_export_and_manifest() -> None:
-    from airflow.sdk import DAG
+    from airflow_dynamoscan.compat import DAG
 
     with DAG(dag_id="group_shape", schedule=None) as dag:
         dynamodb_parallel_export("export", table_name="orders", destination="s3://bucket/x", file_format="parquet")
@@ -73,7 +73,7 @@ def test_task_group_wires_plan_export_and_manifest() -> None:
 def test_group_task_parameters_reach_every_task_and_outlets_only_the_manifest() -> None:
     from datetime import timedelta
 
-    from airflow.sdk import DAG, Asset
+    from airflow_dynamoscan.compat import DAG, Asset
 
     asset = Asset(name="orders_export")
     with DAG(dag_id="group_kwargs", schedule=None) as dag:
