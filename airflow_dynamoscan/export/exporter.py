@@ -235,8 +235,10 @@ def _check_schema(
         raise InvalidScanArgumentError(
             f"schema is not allowed with file_format={file_format!r}; it applies to csv and parquet only."
         )
-    if columns is not None:
+    parsed = parse_schema(schema)
+    if columns is not None and parsed.names != list(columns):
         raise InvalidScanArgumentError(
-            f"columns={list(columns)!r} and schema are not allowed together; give the columns in the schema."
+            f"columns={list(columns)!r} and a schema with other columns are not allowed together; give the columns "
+            f"in the schema."
         )
-    return parse_schema(schema)
+    return parsed

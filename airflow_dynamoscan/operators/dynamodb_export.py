@@ -305,12 +305,14 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
                 f"Table {self.table_name!r}: schema is not allowed with file_format={self.file_format!r}; it applies "
                 f"to csv and parquet only."
             )
-        if self.columns is not None:
+        schema = parse_schema(self.schema, table_name=self.table_name)
+        # The plan step of dynamodb_parallel_export gives the schema it planned for these columns.
+        if self.columns is not None and schema.names != list(self.columns):
             raise InvalidScanArgumentError(
-                f"Table {self.table_name!r}: columns={self.columns!r} and schema are not allowed together; give the "
-                f"columns in the schema."
+                f"Table {self.table_name!r}: columns={self.columns!r} and a schema with other columns are not allowed "
+                f"together; give the columns in the schema."
             )
-        return parse_schema(self.schema, table_name=self.table_name)
+        return schema
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage: the DynamoDB table in, the export's destination out (needs the OpenLineage provider)."""

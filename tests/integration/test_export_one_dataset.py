@@ -169,3 +169,33 @@ def test_a_given_schema_is_used_as_it_is(drifting_table: tuple[str, list[dict[st
     assert rebuild(list(rows.values()), result["schema"]) == sorted(
         (item_view(item) for item in items), key=lambda item: item["pk"]
     )
+
+
+def test_mapped_export_of_chosen_columns(drifting_table: tuple[str, list[dict[str, Any]]], tmp_path: Path) -> None:
+    """columns= with the plan step: the planned schema has those columns; other attributes are left out."""
+    name, items = drifting_table
+    plans = plan_export_segments(name, 2, file_format="csv", columns=["pk", "price"])
+    assert plans[0]["schema"]["columns"][0] == {"name": "pk", "type": "string"}
+    assert plans[0]["schema"]["other_attributes"] == "omit"
+    for plan in plans:
+        DynamoDBExportOperator(
+            task_id="export_segment",
+            table_name=name,
+            destination=str(tmp_path),
+            file_format="csv",
+            columns=["pk", "price"],
+            **plan,
+        ).execute({})  # type: ignore[arg-type]
+    headers, rows = read_csv_parts(tmp_path, ".csv")
+    assert headers == [["pk", "price", "_extra"]] * 2
+    by_pk = {row["pk"]: row for row in rows}
+    assert len(by_pk) == len(items)
+    for item in items:
+        price = item.get("price")
+        row = by_pk[item["pk"]]
+        if price is None:
+            assert (row["price"], row["_extra"]) == ("", "")
+        elif row["price"]:
+            assert (Decimal(row["price"]), row["_extra"]) == (price, "")
+        else:
+            assert json.loads(row["_extra"], parse_float=Decimal) == {"price": price}  # wider than the column
