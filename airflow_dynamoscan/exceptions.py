@@ -41,3 +41,7 @@ class TransformError(DynamoScanError):
 
 class RetriesExhaustedError(DynamoScanError):
     """A request kept being throttled or failing transiently until every retry was spent; the last error is chained."""
+
+
+class SchemaMismatchError(DynamoScanError, ValueError):
+    """An item does not fit the export's schema, and the schema has no extra column to hold what does not fit."""

@@ -6,9 +6,14 @@ from typing import Any, Literal
 
 from airflow_dynamoscan.compat import TaskGroup, conf, task
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
+from airflow_dynamoscan.export.formats import uses_schema
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.base import fail_fast
-from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
+from airflow_dynamoscan.operators.dynamodb_export import (
+    DynamoDBExportManifestOperator,
+    DynamoDBExportOperator,
+    sample_export_schema,
+)
 from airflow_dynamoscan.scan.segments import DEFAULT_BYTES_PER_SEGMENT, MAX_TOTAL_SEGMENTS, validate_total_segments
 
 #: Airflow's ``[core] max_map_length`` default: a plan never maps more task instances than this.
@@ -60,9 +65,18 @@ def plan_export_segments(
     bytes_per_segment: int = DEFAULT_BYTES_PER_SEGMENT,
     min_segments: int = 1,
     max_segments: int = DEFAULT_MAX_MAPPED_SEGMENTS,
-) -> list[dict[str, int]]:
+    file_format: str = "jsonl",
+    scan_kwargs: dict[str, Any] | None = None,
+    columns: list[str] | None = None,
+    plan_schema: bool = True,
+) -> list[dict[str, Any]]:
     """
     Return the keyword sets of the mapped export tasks: ``[{"segment": 0, "total_segments": n}, ...]``.
+
+    For ``csv`` and ``parquet`` with ``plan_schema`` each set also holds ``"schema"``: the export's one schema,
+    planned once here from a bounded sample of the table (see
+    :func:`~airflow_dynamoscan.operators.dynamodb_export.sample_export_schema`, with ``scan_kwargs`` and
+    ``columns``), so every mapped task writes its parts with the same columns and types.
 
     ``total_segments="auto"`` plans ``n`` from the table's size (one segment per ``bytes_per_segment``, at least
     ``min_segments``, at most ``max_segments``, which defaults to Airflow's ``max_map_length`` of 1024); an int
@@ -92,7 +106,12 @@ def plan_export_segments(
                 "max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH)."
             )
         hook.describe_table(table_name)
-    return [{"segment": segment, "total_segments": count} for segment in range(count)]
+    plans: list[dict[str, Any]] = [{"segment": segment, "total_segments": count} for segment in range(count)]
+    if plan_schema and uses_schema(file_format):
+        schema = sample_export_schema(hook, table_name, scan_kwargs, columns=columns).to_json()
+        for plan in plans:
+            plan["schema"] = schema
+    return plans
 
 
 def dynamodb_parallel_export(
@@ -131,9 +150,10 @@ def dynamodb_parallel_export(
         manifest's URI, table, format, items, bytes, segment count and scan window in its ``extra``; only a
         complete export records one
     :param export_kwargs: more :class:`DynamoDBExportOperator` parameters: ``file_format``, ``compression``,
-        ``scan_kwargs``, ``max_file_bytes``, ``columns``, ``overwrite``; the BaseOperator ones in
-        :data:`GROUP_TASK_PARAMETERS` (``retries``, ``retry_delay``, ``pool``, ``queue``, ``executor_config``...)
-        go to all three tasks
+        ``scan_kwargs``, ``max_file_bytes``, ``columns``, ``schema``, ``csv_formula_escaping``, ``overwrite``; the
+        BaseOperator ones in :data:`GROUP_TASK_PARAMETERS` (``retries``, ``retry_delay``, ``pool``, ``queue``,
+        ``executor_config``...) go to all three tasks. For CSV and Parquet without ``schema``, ``plan_segments``
+        also plans the export's one schema from a sample of the table and gives it to every mapped task.
     :return: the TaskGroup; use it in dependencies like a task (``start >> export_group >> notify``).
     """
     dest_conn_id = aws_conn_id if dest_aws_conn_id is None else dest_aws_conn_id
@@ -141,7 +161,13 @@ def dynamodb_parallel_export(
     with TaskGroup(group_id=group_id) as group:
 
         @task(task_id="plan_segments", **task_kwargs)
-        def plan_segments(table_name: str, total_segments: int | str) -> list[dict[str, int]]:
+        def plan_segments(
+            table_name: str,
+            total_segments: int | str,
+            file_format: str,
+            scan_kwargs: dict[str, Any] | None,
+            columns: list[str] | None,
+        ) -> list[dict[str, Any]]:
             return fail_fast(plan_export_segments)(
                 table_name,
                 total_segments,  # type: ignore[arg-type]
@@ -151,9 +177,19 @@ def dynamodb_parallel_export(
                 botocore_config=botocore_config,
                 bytes_per_segment=bytes_per_segment,
                 max_segments=max_mapped_segments,
+                file_format=file_format,
+                scan_kwargs=scan_kwargs,
+                columns=columns,
+                plan_schema=export_kwargs.get("schema") is None,
             )
 
-        plan = plan_segments(table_name, total_segments)
+        plan = plan_segments(
+            table_name,
+            total_segments,
+            export_kwargs.get("file_format", "jsonl"),
+            export_kwargs.get("scan_kwargs"),
+            export_kwargs.get("columns"),
+        )
         export = DynamoDBExportOperator.partial(
             task_id="export_segment",
             table_name=table_name,

@@ -10,6 +10,7 @@ from airflow_dynamoscan.export.formats import (
     PARQUET_COMPRESSIONS,
     TEXT_COMPRESSIONS,
     PartEncoder,
+    arrow_schema,
     encode_json,
     needs_attribute_values,
     open_encoder,
@@ -24,6 +25,7 @@ from airflow_dynamoscan.export.manifest import (
     read_manifest,
     write_manifest,
 )
+from airflow_dynamoscan.export.schema import ExportSchema, SchemaColumn, parse_schema, plan_schema
 
 __all__ = [
     "DEFAULT_PARQUET_COMPRESSION",
@@ -33,16 +35,21 @@ __all__ = [
     "PARQUET_COMPRESSIONS",
     "TEXT_COMPRESSIONS",
     "Destination",
+    "ExportSchema",
     "LocalDestination",
     "PartEncoder",
     "S3Destination",
+    "SchemaColumn",
+    "arrow_schema",
     "build_manifest",
     "encode_json",
     "export_pages",
     "needs_attribute_values",
     "open_destination",
     "open_encoder",
+    "parse_schema",
     "part_extension",
+    "plan_schema",
     "read_manifest",
     "segment_prefix",
     "validate_columns",

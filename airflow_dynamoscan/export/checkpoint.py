@@ -2,11 +2,13 @@
 Checkpoints of an export or a transform in progress, so that a retried task continues where the failed one stopped.
 
 After each part is committed, the exporter writes ``_checkpoints/{prefix}.json`` at the destination: the parts
-committed so far and, for every scan segment, the ``LastEvaluatedKey`` of the last page those parts hold (or that
-the segment is done). A retry that finds a checkpoint of the same export (same table, format, compression,
-columns, scan keywords and segment count) keeps those parts, deletes anything else under the prefix, and resumes
-each segment from its key: the export still holds every item exactly once, and the retry re-reads at most the
-pages of the part that was being written when the task failed. The checkpoint is deleted when the export ends.
+committed so far and, for every scan segment, the ``LastEvaluatedKey`` of the last page those parts hold whole (or
+that the segment is done) and how many items of the next page they hold (a part may end within a page). A retry
+that finds a checkpoint of the same export (same table, format, compression, schema, scan keywords and segment
+count) keeps those parts, deletes anything else under the prefix, and resumes each segment from its key, leaving
+out the items of its first page that the parts hold: the export still holds every item exactly once, and the
+retry re-reads at most the pages of the part that was being written when the task failed. The checkpoint is
+deleted when the export ends.
 
 A transform with a checkpoint destination records, after each page whose writes DynamoDB has confirmed, the same
 per-segment keys and its counts; its retry resumes after the last recorded page of each segment.
@@ -50,10 +52,13 @@ class SegmentProgress:
 
     :param last_evaluated_key: where to resume (client shape), ``None`` with ``done`` or before the first page
     :param done: the segment's last page is in a committed part
+    :param skip_items: items of the page after ``last_evaluated_key`` that are already in committed parts (a part
+        that ended within a page); a retry reads that page again and leaves them out
     """
 
     last_evaluated_key: dict[str, Any] | None = None
     done: bool = False
+    skip_items: int = 0
 
 
 @dataclass
@@ -105,6 +110,7 @@ class ScanCheckpoint:
                     if progress.last_evaluated_key is None
                     else client_item_to_wire_item(progress.last_evaluated_key),
                     "done": progress.done,
+                    "skip_items": progress.skip_items,
                 }
                 for segment, progress in sorted(self.scan_segments.items())
             },
@@ -129,6 +135,7 @@ class ScanCheckpoint:
                     if state["last_evaluated_key"] is None
                     else wire_item_to_client_item(state["last_evaluated_key"]),
                     bool(state["done"]),
+                    int(state.get("skip_items", 0)),
                 )
                 for segment, state in document["segments"].items()
             },

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
-from airflow_dynamoscan.export.checkpoint import ScanCheckpoint, write_checkpoint
+from airflow_dynamoscan.export.checkpoint import ScanCheckpoint, SegmentProgress, write_checkpoint
 from airflow_dynamoscan.export.destinations import Destination
-from airflow_dynamoscan.export.formats import open_encoder, part_extension, validate_columns, validate_format
+from airflow_dynamoscan.export.formats import (
+    open_encoder,
+    part_extension,
+    uses_schema,
+    validate_columns,
+    validate_format,
+)
+from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
 from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.scan.segments import validate_segment
 
@@ -57,7 +64,9 @@ def export_pages(
     compression: str | None,
     prefix: str,
     max_file_bytes: int | None = None,
+    schema: ExportSchema | dict[str, Any] | None = None,
     columns: Sequence[str] | None = None,
+    csv_formula_escaping: bool = False,
     checkpoint: ScanCheckpoint | None = None,
     replaces: Sequence[str] = (),
 ) -> dict[str, Any]:
@@ -67,14 +76,17 @@ def export_pages(
     Once the scan's first page has arrived (so a request DynamoDB rejects changes nothing), every file under
     ``{prefix}/`` that the checkpoint does not keep (left by an earlier, failed attempt) is deleted, so a retry
     never leaves duplicate items. Each part is committed whole when it is complete (see
-    :meth:`Destination.open_part`); if an error ends the export, the part being written is not committed. A new
-    part starts when the current one reaches ``max_file_bytes`` (checked after each page, so a part holds at
-    least one page's items and may exceed the limit by up to one page). Pages without items are skipped; an
-    export without any item writes exactly one valid empty part (an empty ``jsonl``/``dynamodb_json`` file or
-    gzip stream; a header-only CSV with ``columns``, an empty one without; a Parquet file with no rows, whose
-    schema is empty or ``columns`` typed null). Memory holds the page being written and at
-    most one part's buffer. If ``pages`` is a generator it is closed when the export ends, which stops the
-    workers of a parallel scan.
+    :meth:`Destination.open_part`); if an error ends the export, the part being written is not committed. With
+    ``max_file_bytes`` a part takes items, within a page too, while the finished file stays within the limit, so
+    every part is within ``max_file_bytes`` or holds a single item (which may be larger). Pages without items are
+    skipped; an export without any item writes exactly one valid empty part (an empty ``jsonl``/``dynamodb_json``
+    file or gzip stream, a header-only CSV, a Parquet file with the schema and no rows). Memory holds the page
+    being written and at most one Parquet row group. If ``pages`` is a generator it is closed when the export
+    ends, which stops the workers of a parallel scan.
+
+    CSV and Parquet parts all have one schema (:mod:`~airflow_dynamoscan.export.schema`): ``schema`` if given
+    (every part of an export, in every mapped task, should get the same one), else planned from the first page
+    with items (only ``columns`` if given, the other attributes omitted).
 
     :param pages: scanned pages: plain items, or AttributeValue items for ``dynamodb_json``
         (see :func:`~airflow_dynamoscan.export.formats.needs_attribute_values`)
@@ -83,21 +95,31 @@ def export_pages(
     :param compression: see :func:`~airflow_dynamoscan.export.formats.validate_format`
     :param prefix: the folder of the parts under the destination, e.g. from :func:`segment_prefix`; everything
         under it is replaced
-    :param max_file_bytes: start a new part once a part holds this many bytes; ``None`` writes one part
-    :param columns: for ``csv`` and ``parquet``, the attributes to write, in this order
+    :param max_file_bytes: the largest size of a part (compressed) that holds more than one item; ``None`` writes
+        one part
+    :param schema: for ``csv`` and ``parquet``, the export's schema, or its JSON form
+    :param columns: for ``csv`` and ``parquet`` without ``schema``, the attributes to write, in this order
+    :param csv_formula_escaping: for ``csv``, escape cells a spreadsheet would read as formulas
+        (see :mod:`~airflow_dynamoscan.export.formats`)
     :param checkpoint: resume and record progress (see :mod:`~airflow_dynamoscan.export.checkpoint`): the parts
-        it lists are kept and numbering continues after them; ``pages`` must then start where it says. After
-        each part is committed, the checkpoint is updated and written at the destination.
+        it lists are kept and numbering continues after them; ``pages`` must then start where it says, and
+        ``schema`` must be the one those parts have. After each part is committed, the checkpoint records each
+        segment's position (the last written page's key, and how many items of the page after it a part that
+        ended within that page holds) and is written at the destination.
     :param replaces: files deleted once the first page has arrived, before any other, e.g. the manifest of a
         complete export being overwritten
     :return: ``{"items": int, "bytes": int, "parts": [{"uri", "path", "items", "bytes"}, ...]}``, ``path``
-        being relative to the destination and ``bytes`` the exact size of the files.
-    :raises InvalidScanArgumentError: an invalid format, compression, prefix, ``max_file_bytes`` or ``columns``.
+        being relative to the destination and ``bytes`` the exact size of the files, and for ``csv`` and
+        ``parquet`` ``"schema"``, the JSON form of the parts' schema.
+    :raises InvalidScanArgumentError: an invalid format, compression, prefix, ``max_file_bytes``, ``columns`` or
+        ``schema``, both ``columns`` and ``schema``, or a resume without ``schema`` for ``csv``/``parquet``.
+    :raises SchemaMismatchError: an item does not fit a schema without an extra column.
     :raises DestinationError: a file cannot be written, committed, listed or deleted.
     """
     validate_format(file_format, compression, table_name=None)
     validate_columns(file_format, columns)
     prefix = _check_export_arguments(prefix, max_file_bytes)
+    export_schema = _check_schema(file_format, schema, columns, csv_formula_escaping, checkpoint)
     extension = part_extension(file_format, compression)
     parts: list[dict[str, Any]] = list(checkpoint.parts) if checkpoint is not None else []
     kept = {part["path"] for part in parts}
@@ -105,38 +127,59 @@ def export_pages(
     if parts:
         log.info("Resuming after %s committed part(s) under %s", len(parts), destination.child_uri(prefix))
 
+    # Where each segment stands: the key its next page starts after, and items of that page already in parts.
+    progress: dict[int, SegmentProgress] = checkpoint.scan_segments if checkpoint is not None else {}
+    to_skip = {segment: state.skip_items for segment, state in progress.items() if state.skip_items}
     iterator = iter(pages)
 
-    def recorded(pages: Iterator[ScanPage]) -> Iterator[ScanPage]:
-        # Every page pulled before a part is committed is in that part (or had no items), so the progress
-        # recorded here is exactly what the committed parts hold when the checkpoint is written.
-        for page in pages:
-            if checkpoint is not None:
-                checkpoint.record_page(page.segment, page.last_evaluated_key)
-            if page.items:
-                yield page
+    def next_page() -> tuple[ScanPage, int] | None:
+        """The next page with items still to write, and the index of its first such item."""
+        for page in iterator:
+            segment = page.segment or 0
+            skip = to_skip.pop(segment, 0)
+            if skip < len(page.items):
+                return page, skip
+            # Every item of this page is in committed parts already (or it has none).
+            left = skip - len(page.items)
+            if left:
+                to_skip[segment] = left
+            progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None, left)
+        return None
 
     try:
-        nonempty_pages = recorded(iterator)
-        pending = next(nonempty_pages, None)
+        current = next_page()
         # Only now that DynamoDB has answered: a request it rejects (an invalid expression) leaves the files of an
         # earlier attempt, or of a complete export being overwritten, as they were.
+        if uses_schema(file_format) and export_schema is None:
+            export_schema = plan_schema(current[0].items if current else (), columns=columns)
         if replaces:
             destination.delete(replaces)
         if stale:
             log.info("Deleting %s file(s) left under %s", len(stale), destination.child_uri(prefix))
             destination.delete(stale)
         # An export without any item still gets one (empty, valid) part, unless earlier attempts wrote some.
-        while pending is not None or not parts:
+        while current is not None or not parts:
             path = f"{prefix}/part-{len(parts):05d}{extension}"
             with destination.open_part(path) as part_file:
-                encoder = open_encoder(file_format, part_file, compression=compression, columns=columns)
-                while pending is not None:
-                    encoder.write_items(pending.items)
-                    pending = None
-                    if max_file_bytes is not None and encoder.bytes_written >= max_file_bytes:
+                encoder = open_encoder(
+                    file_format,
+                    part_file,
+                    compression=compression,
+                    schema=export_schema,
+                    csv_formula_escaping=csv_formula_escaping,
+                    where=destination.child_uri(path),
+                )
+                while current is not None:
+                    page, offset = current
+                    offset += encoder.write_items(
+                        page.items[offset:] if offset else page.items, max_bytes=max_file_bytes
+                    )
+                    if offset < len(page.items):
+                        current = (page, offset)  # the part is full
                         break
-                    pending = next(nonempty_pages, None)
+                    segment = page.segment or 0
+                    progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None)
+                    current = next_page()
                 encoder.close()
             part = {
                 "uri": destination.child_uri(path),
@@ -147,16 +190,55 @@ def export_pages(
             parts.append(part)
             log.info("Wrote %s: %s items, %s bytes", part["uri"], part["items"], part["bytes"])
             if checkpoint is not None:
+                if current is not None:
+                    # The part ended within this page: a retry reads it again and leaves out what parts hold.
+                    page, offset = current
+                    segment = page.segment or 0
+                    start = progress.get(segment, SegmentProgress()).last_evaluated_key
+                    progress[segment] = SegmentProgress(start, False, offset)
+                checkpoint.scan_segments = progress
                 checkpoint.parts = list(parts)
                 write_checkpoint(destination, checkpoint)
-            if pending is None:
-                pending = next(nonempty_pages, None)
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
-    return {
+    result: dict[str, Any] = {
         "items": sum(part["items"] for part in parts),
         "bytes": sum(part["bytes"] for part in parts),
         "parts": parts,
     }
+    if export_schema is not None:
+        result["schema"] = export_schema.to_json()
+    return result
+
+
+def _check_schema(
+    file_format: str,
+    schema: ExportSchema | dict[str, Any] | None,
+    columns: Sequence[str] | None,
+    csv_formula_escaping: bool,
+    checkpoint: ScanCheckpoint | None,
+) -> ExportSchema | None:
+    if csv_formula_escaping and file_format != "csv":
+        raise InvalidScanArgumentError(
+            f"csv_formula_escaping=True is not allowed with file_format={file_format!r}; it applies to csv only."
+        )
+    if schema is None:
+        if uses_schema(file_format) and checkpoint is not None and checkpoint.parts:
+            raise InvalidScanArgumentError(
+                f"file_format={file_format!r}: resuming after committed parts needs the schema they were written "
+                f"with (schema=...), so that every part of the export has the same columns."
+            )
+        return None
+    if not uses_schema(file_format):
+        raise InvalidScanArgumentError(
+            f"schema is not allowed with file_format={file_format!r}; it applies to csv and parquet only."
+        )
+    parsed = parse_schema(schema)
+    if columns is not None and parsed.names != list(columns):
+        raise InvalidScanArgumentError(
+            f"columns={list(columns)!r} and a schema with other columns are not allowed together; give the columns "
+            f"in the schema."
+        )
+    return parsed

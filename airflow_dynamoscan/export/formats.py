@@ -1,54 +1,49 @@
 """
-Encoders that turn pages of items into the bytes of one export part, without losing a value.
+Encoders that turn pages of items into the bytes of one export part.
 
-The formats (:data:`FILE_FORMATS`):
+The formats (:data:`FILE_FORMATS`), and what each keeps (the README has the same table):
 
-``jsonl``
-    One JSON object per line, fed plain Python items. Numbers (``decimal.Decimal``, ``int``) are written as
-    their exact text, any precision (``12345678901234567890.123456789`` appears verbatim, integers have no
-    ``.0``), so ``json.loads(line, parse_float=Decimal, parse_int=Decimal)`` reads them back exactly; sets become
-    sorted arrays, ``bytes`` base64 text, maps and lists nest as JSON objects and arrays.
 ``dynamodb_json``
     One ``{"Item": {...}}`` per line holding AttributeValues, DynamoDB's own S3-export layout: fed items in
     botocore's client shape (scan with ``deserialize=False``); ``N`` values stay strings and ``B``/``BS`` values
-    become base64 text. See :func:`needs_attribute_values`.
+    become base64 text. The only format that keeps everything: every type (``S`` vs ``N`` vs ``B``, sets vs
+    lists), ``NULL`` vs a missing attribute, every digit. See :func:`needs_attribute_values`.
+``jsonl``
+    One JSON object per line, fed plain Python items. Numbers (``decimal.Decimal``, ``int``) are written as
+    their exact text, any precision (``12345678901234567890.123456789`` appears verbatim, integers have no
+    ``.0``), so ``json.loads(line, parse_float=Decimal, parse_int=Decimal)`` reads them back exactly; ``None``
+    is ``null`` and a missing attribute is absent. What it loses: ``bytes`` become base64 text and sets sorted
+    arrays, so binary reads back as a string and a set as a list.
 ``csv``
-    A header, then one row per item. The columns are the ``columns`` argument if given (other attributes are
-    left out), else the sorted union of the top-level attributes of the items in that part. Strings are written
-    as they are, numbers as exact text, booleans as ``true``/``false``, ``None`` and missing attributes as an
-    empty cell, ``bytes`` as base64, maps, lists and sets as JSON text (sets sorted); rows end with CRLF
-    (RFC 4180). CSV keeps every value's text exactly but not its type: an empty string and ``None`` both give an
-    empty cell. A part without items is header-only with ``columns``, an empty file without. With gzip and
-    without ``columns`` the header and the rows are two gzip members of one file, read as one stream by gzip
-    readers (Python's ``gzip``, ``zcat``, Hadoop, Spark, pandas).
+    A header, then one row per item (CRLF line ends, RFC 4180), with the export's schema
+    (:mod:`~airflow_dynamoscan.export.schema`): the same columns in every part of the export, what does not fit
+    in the extra column ``_extra``. Cells: strings as they are, numbers as exact text, booleans ``true``/``false``,
+    ``bytes`` as base64, ``json`` columns and ``_extra`` as JSON text. What it loses: a cell is text, so its
+    type is the column's (recorded in the manifest); in a ``string`` column an empty string, ``None`` and a
+    missing attribute are all an empty cell; ``None`` and missing are empty cells in every column (a ``json``
+    column writes ``""`` for an empty string, so there it is told apart); binary reads back as base64 text.
+    A value that does not fit its column's type goes to ``_extra`` as JSON, so ``"42"`` in an ``int64`` column
+    stays the string ``"42"``. Spreadsheet formulas: with ``csv_formula_escaping=True``, every header name and
+    every ``string`` or ``binary`` cell that starts with ``=``, ``+``, ``-``, ``@``, a tab, a carriage return or
+    ``'`` gets one ``'`` in front (so Excel and LibreOffice show it as text); a reader removes one leading ``'``
+    from such cells to get the value back. Off by default, because it changes values that programs read.
 ``parquet``
-    Written with ``pyarrow`` (``pip install 'airflow-dynamoscan[parquet]'``), one column per top-level
-    attribute (sorted, or the ``columns`` argument), the schema inferred from the whole part. Column types:
-
-    * strings -> ``string``; booleans -> ``bool``; ``bytes`` -> ``binary``; floats -> ``float64``;
-    * numbers (``Decimal``/``int``), never rounded:
-
-      1. every value an integer within the int64 range -> ``int64``;
-      2. otherwise, if ``p = max integer digits + max fraction digits`` is at most 38 ->
-         ``decimal128(p, max fraction digits)`` (a value reads back numerically equal, at the column's scale);
-      3. otherwise -> ``string`` holding each number's exact text;
-
-    * maps, lists and sets -> ``string`` holding JSON text, encoded as in ``jsonl``;
-    * an attribute whose values have different types in the part (say a string in one item and a number in
-      another) -> ``string`` holding each value as JSON text (``"abc"`` with its quotes, ``12.5``, ``true``);
-    * an attribute that is ``None`` or missing in every item -> ``null``; otherwise missing values are null.
+    Written with ``pyarrow`` (``pip install 'airflow-dynamoscan[parquet]'``), one column per schema column plus
+    ``_extra``: ``string``, ``int64``, ``decimal128(p, s)``, ``string`` (exact number text for ``number``,
+    JSON text for ``json``), ``bool``, ``binary``, ``float64``. Numbers are never rounded. What it loses: ``None``
+    and a missing attribute are both null; ``json`` columns and ``_extra`` hold JSON text (as ``jsonl``).
 
 Compression: ``jsonl``, ``dynamodb_json`` and ``csv`` accept ``None`` (or ``"none"``) and ``"gzip"``
 (:data:`TEXT_COMPRESSIONS`); ``parquet`` compresses inside the file and accepts ``"snappy"`` (the default,
 also when ``None`` is given), ``"zstd"``, ``"gzip"`` and ``"none"`` (:data:`PARQUET_COMPRESSIONS`).
 
-Memory and ``bytes_written``: ``jsonl``, ``dynamodb_json`` and ``csv`` with ``columns`` stream each page to the
-file. ``csv`` without ``columns`` and ``parquet`` need the whole part before they can write its header or schema,
-so they spool the part to an anonymous temporary file (never more than one page in memory; ``parquet`` also
-holds at most one row group of Arrow data) and write the file on :meth:`PartEncoder.close`. Until then their
-``bytes_written`` is the size of the spool: for ``csv`` the compressed rows, almost exactly the final size; for
-``parquet`` the pickled items, about the size DynamoDB reports for them, so Parquet parts come out smaller than
-the ``max_file_bytes`` they were rotated at.
+Part size: :meth:`PartEncoder.write_items` with ``max_bytes`` writes the items that keep the finished file within
+``max_bytes`` and returns how many it wrote; a part without items always takes one, so a part is either within the
+limit or holds a single item. The size is the file's, compressed: text formats count the bytes that reached the
+file plus a bound of what gzip still holds (a sync flush measures it exactly when the bound is near the limit);
+Parquet counts its written row groups plus a bound of the rows not yet written and of the footer (a row group is
+written to measure it exactly when the bound is near the limit). Memory holds one page and, for Parquet, one row
+group of Arrow data (at most 64 MiB).
 """
 
 from __future__ import annotations
@@ -56,21 +51,26 @@ from __future__ import annotations
 import abc
 import base64
 import csv
+import functools
 import gzip
 import io
 import logging
-import math
-import pickle
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from itertools import islice
 from typing import IO, Any
 
 import orjson
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
+from airflow_dynamoscan.export.schema import (
+    ExportSchema,
+    converter,
+    csv_text,
+    decimal_parameters,
+    number_text,
+    overflow_text,
+    split_item,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +93,14 @@ _EXTENSIONS = {"jsonl": ".jsonl", "dynamodb_json": ".json", "csv": ".csv", "parq
 _COLUMN_FORMATS = ("csv", "parquet")
 _ATTRIBUTE_VALUE_TAGS = frozenset({"S", "N", "B", "SS", "NS", "BS", "BOOL", "NULL", "L", "M"})
 _BYTES_TYPES = (bytes, bytearray, memoryview)
-_CONTAINER_TYPES = (dict, list, tuple, set, frozenset)
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-_DECIMAL128_MAX_PRECISION = 38
 # Arrow data gathered before it is written as one Parquet row group.
 _ROW_GROUP_BYTES = 64 * 1024 * 1024
-_CSV_ROWS_PER_WRITE = 2000
+# What closing a gzip stream adds at most: the final deflate block and the 8-byte trailer, with room to spare.
+_GZIP_CLOSE_BYTES = 32
+# Cells that a spreadsheet reads as a formula (or that start with the escape mark itself).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def validate_format(file_format: object, compression: object, *, table_name: str | None) -> str | None:
@@ -160,25 +161,6 @@ def part_extension(file_format: str, compression: str | None) -> str:
     return extension
 
 
-def number_text(value: Decimal | int | float) -> str:
-    """
-    Return the exact text of a number: ``str`` of a ``Decimal`` or ``int``, the shortest round-trip text of a float.
-
-    The text is always a valid JSON number.
-
-    :raises ValueError: for NaN or an infinity, which DynamoDB cannot store.
-    """
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"Cannot export the number {value}: DynamoDB numbers are finite.")
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"Cannot export the number {value}: DynamoDB numbers are finite.")
-        return repr(value)
-    return str(value)
-
-
 def _sorted_set(values: set[Any] | frozenset[Any]) -> list[Any]:
     try:
         return sorted(values)
@@ -214,7 +196,7 @@ def _big_ints_as_text(value: Any) -> Any:
 
 def encode_json(value: Any, *, newline: bool = False) -> bytes:
     """
-    Return the lossless JSON encoding of a plain Python value, as used by ``jsonl`` and the JSON text columns.
+    Return the exact JSON encoding of a plain Python value, as used by ``jsonl`` and the JSON text columns.
 
     ``Decimal`` and ``int`` -> exact number text, ``set`` -> sorted array, ``bytes`` -> base64 string.
 
@@ -243,7 +225,7 @@ def _json_text(value: Any) -> str:
 
 
 def csv_cell(value: Any) -> str:
-    """Return the CSV text of a value: see the module docstring."""
+    """Return the CSV text of a value as a ``json``-free column holds it: see the module docstring."""
     if isinstance(value, str):
         return value
     if value is None:
@@ -257,10 +239,9 @@ def csv_cell(value: Any) -> str:
     return _json_text(value)
 
 
-def _csv_text(rows: Sequence[Sequence[str]]) -> bytes:
-    text = io.StringIO()
-    csv.writer(text).writerows(rows)
-    return text.getvalue().encode("utf-8")
+def escape_formula(text: str) -> str:
+    """Put ``'`` in front of a cell a spreadsheet would read as a formula (or that starts with ``'``)."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 class _CountingWriter:
@@ -281,15 +262,25 @@ class _CountingWriter:
     def flush(self) -> None:
         self._fileobj.flush()
 
+    def writable(self) -> bool:
+        return True
+
+
+def _deflate_bound(size: int) -> int:
+    # zlib's compressBound: what deflate may produce at most for `size` bytes of input (incompressible data).
+    return size + (size >> 12) + (size >> 14) + (size >> 25) + 13
+
 
 class _Output:
     """Bytes to a file, through gzip if asked, counting what reaches the file."""
 
-    def __init__(self, fileobj: IO[bytes] | _CountingWriter, *, gzip_compressed: bool) -> None:
-        self._counter = fileobj if isinstance(fileobj, _CountingWriter) else _CountingWriter(fileobj)
+    def __init__(self, fileobj: IO[bytes], *, gzip_compressed: bool) -> None:
+        self._counter = _CountingWriter(fileobj)
+        # Uncompressed bytes given to gzip since its last flush: what the file size does not show yet.
+        self._pending = 0
         # mtime=0 and no file name in the header: the same items always give the same bytes.
         self._gzip = (
-            gzip.GzipFile(fileobj=self._counter, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
+            gzip.GzipFile(fileobj=self._counter, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)  # type: ignore[arg-type]
             if gzip_compressed
             else None
         )
@@ -298,17 +289,52 @@ class _Output:
     def bytes_written(self) -> int:
         return self._counter.count
 
+    def projected_size(self, more: int) -> int:
+        """A bound of the file's size if ``more`` bytes were written and the file closed now (exact without gzip)."""
+        if self._gzip is None:
+            return self._counter.count + more
+        return self._counter.count + _deflate_bound(self._pending + more) + _GZIP_CLOSE_BYTES
+
     def write(self, data: bytes) -> None:
         if self._gzip is not None:
             self._gzip.write(data)
+            self._pending += len(data)
         else:
             self._counter.write(data)
 
-    def end_page(self) -> None:
-        # A sync flush pushes out what zlib holds back, so bytes_written follows the data page by page; the
-        # compression window is kept, so the cost is a few bytes per page.
-        if self._gzip is not None:
-            self._gzip.flush()
+    def flush(self) -> bool:
+        """Push out what gzip holds back, so the size is exact again; return whether anything was pending."""
+        if self._gzip is None or not self._pending:
+            return False
+        # A sync flush keeps the compression window, so the cost is a few bytes.
+        self._gzip.flush()
+        self._pending = 0
+        return True
+
+    def write_within(self, chunks: Sequence[bytes], max_bytes: int | None, *, take_one: bool) -> int:
+        """
+        Write the leading ``chunks`` that keep the file within ``max_bytes``; return how many were written.
+
+        :param take_one: write the first chunk even if it does not fit (the part holds nothing yet)
+        """
+        if max_bytes is None:
+            self.write(b"".join(chunks))
+            return len(chunks)
+        taken = 0
+        while taken < len(chunks):
+            end, size = taken, 0
+            while end < len(chunks) and self.projected_size(size + len(chunks[end])) <= max_bytes:
+                size += len(chunks[end])
+                end += 1
+            if end == taken:
+                if self.flush():
+                    continue
+                if not (take_one and taken == 0):
+                    break
+                end = taken + 1
+            self.write(b"".join(chunks[taken:end]))
+            taken = end
+        return taken
 
     def finish(self) -> None:
         if self._gzip is not None:
@@ -318,11 +344,10 @@ class _Output:
 
 class PartEncoder(abc.ABC):
     """
-    Writes pages of items into one part file.
+    Writes items into one part file.
 
     :ivar items: items written so far
-    :ivar bytes_written: bytes written to the file so far, compressed (for spooled formats, the spool's size
-        until :meth:`close`; see the module docstring); exact after :meth:`close`
+    :ivar bytes_written: bytes written to the file so far, compressed; exact after :meth:`close`
     """
 
     items: int
@@ -334,19 +359,22 @@ class PartEncoder(abc.ABC):
     @property
     @abc.abstractmethod
     def bytes_written(self) -> int:
-        """Bytes written so far; exact after :meth:`close`."""
+        """Bytes written to the file so far; exact after :meth:`close`."""
 
     @abc.abstractmethod
-    def write_items(self, items: Sequence[Mapping[str, Any]]) -> None:
+    def write_items(self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None) -> int:
         """
-        Encode one page of items.
+        Encode the leading items of ``items`` that keep the finished part within ``max_bytes``; return how many.
+
+        Without ``max_bytes`` every item is written. A part without items takes at least one, whatever its size.
 
         :raises TypeError: a value of a type the format cannot encode.
         :raises ValueError: a NaN or infinite number.
+        :raises SchemaMismatchError: an item does not fit a schema without an extra column.
         """
 
     def close(self) -> None:
-        """Finish the file (gzip trailer, CSV header and rows, Parquet footer); the file object stays open."""
+        """Finish the file (gzip trailer, Parquet row group and footer); the file object stays open."""
         if not self._closed:
             self._closed = True
             self._finish()
@@ -367,17 +395,18 @@ class _LineEncoder(PartEncoder):
     def bytes_written(self) -> int:
         return self._output.bytes_written
 
-    def write_items(self, items: Sequence[Mapping[str, Any]]) -> None:
+    def write_items(self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None) -> int:
         if not items:
-            return
+            return 0
         if self._attribute_values:
             _check_attribute_value_item(items[0])
-            data = b"".join(encode_json({"Item": item}, newline=True) for item in items)
+            lines = [encode_json({"Item": item}, newline=True) for item in items]
         else:
-            data = b"".join(encode_json(item, newline=True) for item in items)
-        self._output.write(data)
-        self._output.end_page()
-        self.items += len(items)
+            lines = [encode_json(item, newline=True) for item in items]
+        written = self._output.write_within(lines, max_bytes, take_one=self.items == 0)
+        self._output.flush()
+        self.items += written
+        return written
 
     def _finish(self) -> None:
         self._output.finish()
@@ -392,162 +421,61 @@ def _check_attribute_value_item(item: Mapping[str, Any]) -> None:
             )
 
 
-class _CsvEncoder(PartEncoder):
-    """
-    CSV with a header. With ``columns`` the rows stream to the file; without, they are spooled (compressed like
-    the file) in the order columns were first seen, and the header is known only at :meth:`close`.
-    """
+def _json_converter(schema: ExportSchema) -> list[Callable[[Any], Any]]:
+    return [converter(column.type, _json_text) for column in schema.columns]
 
-    def __init__(self, fileobj: IO[bytes], *, gzip_compressed: bool, columns: Sequence[str] | None) -> None:
+
+class _CsvEncoder(PartEncoder):
+    """CSV with the export's header; rows stream to the file."""
+
+    def __init__(
+        self, fileobj: IO[bytes], *, gzip_compressed: bool, schema: ExportSchema, formula_escaping: bool, where: str
+    ) -> None:
         super().__init__()
-        self._gzip_compressed = gzip_compressed
-        self._file = _CountingWriter(fileobj)
-        self._spool: IO[bytes] | None = None
-        self._reordered = False
-        if columns is not None:
-            self._columns = list(columns)
-            self._rows = _Output(self._file, gzip_compressed=gzip_compressed)
-            self._rows.write(_csv_text([self._columns]))
-        else:
-            self._columns = []
-            # Lives until close(); an anonymous file, so the system removes it even if close() never comes.
-            self._spool = tempfile.TemporaryFile()  # noqa: SIM115
-            self._rows = _Output(self._spool, gzip_compressed=gzip_compressed)
+        self._schema = schema
+        self._converters = _json_converter(schema)
+        self._where = where
+        escaped_types = ("string", "binary") if formula_escaping else ()
+        self._escaped = [column.type in escaped_types for column in schema.columns]
+        self._text = io.StringIO()
+        self._writer = csv.writer(self._text)
+        self._output = _Output(fileobj, gzip_compressed=gzip_compressed)
+        header = schema.header
+        self._output.write(self._row_bytes([escape_formula(name) for name in header] if formula_escaping else header))
+
+    def _row_bytes(self, cells: Sequence[str]) -> bytes:
+        self._writer.writerow(cells)
+        data = self._text.getvalue().encode("utf-8")
+        self._text.seek(0)
+        self._text.truncate()
+        return data
 
     @property
     def bytes_written(self) -> int:
-        if self._spool is None or self._closed:
-            return self._file.count
-        return self._rows.bytes_written
+        return self._output.bytes_written
 
-    def write_items(self, items: Sequence[Mapping[str, Any]]) -> None:
+    def write_items(self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None) -> int:
         if not items:
-            return
-        if self._spool is not None:
-            self._learn_columns(items)
-        columns = self._columns
-        self._rows.write(_csv_text([[csv_cell(item.get(name)) for name in columns] for item in items]))
-        self._rows.end_page()
-        self.items += len(items)
-
-    def _learn_columns(self, items: Sequence[Mapping[str, Any]]) -> None:
-        known = set(self._columns)
-        new = {name for item in items for name in item if name not in known}
-        if not new:
-            return
-        if self.items == 0:
-            self._columns = sorted(known | new)
-        else:
-            # Rows already spooled lack these cells; close() puts every row in header order.
-            self._columns.extend(sorted(new))
-            self._reordered = True
+            return 0
+        schema, columns, escaped = self._schema, self._schema.columns, self._escaped
+        rows = []
+        for item in items:
+            cells, overflow = split_item(schema, self._converters, item, self._where)
+            texts = [
+                "" if cell is None else escape_formula(text) if escape else text
+                for cell, column, escape in zip(cells, columns, escaped, strict=True)
+                for text in (("" if cell is None else csv_text(column.type, cell)),)
+            ]
+            if schema.extra_column is not None:
+                texts.append("" if overflow is None else overflow_text(overflow, encode_json))
+            rows.append(self._row_bytes(texts))
+        written = self._output.write_within(rows, max_bytes, take_one=self.items == 0)
+        self._output.flush()
+        self.items += written
+        return written
 
     def _finish(self) -> None:
-        self._rows.finish()
-        if self._spool is None:
-            return
-        spool = self._spool
-        try:
-            header = sorted(self._columns)
-            output = _Output(self._file, gzip_compressed=self._gzip_compressed)
-            if header:
-                output.write(_csv_text([header]))
-            spool.seek(0)
-            if not self._reordered:
-                # The spooled rows are already final: append them as they are (with gzip, a second gzip member,
-                # which gzip readers read on through as one stream).
-                output.finish()
-                shutil.copyfileobj(spool, self._file)
-            else:
-                self._write_reordered(spool, header, output)
-                output.finish()
-        finally:
-            spool.close()
-
-    def _write_reordered(self, spool: IO[bytes], header: list[str], output: _Output) -> None:
-        positions = {name: index for index, name in enumerate(self._columns)}
-        order = [positions[name] for name in header]
-        source: IO[bytes] | gzip.GzipFile = gzip.GzipFile(fileobj=spool, mode="rb") if self._gzip_compressed else spool
-        reader = csv.reader(io.TextIOWrapper(source, encoding="utf-8", newline=""))
-        while batch := list(islice(reader, _CSV_ROWS_PER_WRITE)):
-            output.write(_csv_text([[row[index] if index < len(row) else "" for index in order] for row in batch]))
-
-
-class _ColumnProfile:
-    """What the values of one attribute in a part look like: their kinds, and the digits their numbers need."""
-
-    __slots__ = ("fits_int64", "integer_digits", "kinds", "scale")
-
-    def __init__(self) -> None:
-        self.kinds: set[str] = set()
-        self.fits_int64 = True
-        self.integer_digits = 0
-        self.scale = 0
-
-    def observe(self, value: Any) -> None:
-        if value is None:
-            return
-        if isinstance(value, str):
-            kind = "string"
-        elif isinstance(value, bool):
-            kind = "boolean"
-        elif isinstance(value, Decimal):
-            kind = "number"
-            self._observe_decimal(value)
-        elif isinstance(value, int):
-            kind = "number"
-            self._observe_int(value)
-        elif isinstance(value, float):
-            kind = "float"
-        elif isinstance(value, _BYTES_TYPES):
-            kind = "binary"
-        elif isinstance(value, _CONTAINER_TYPES):
-            kind = "json"
-        else:
-            raise TypeError(f"Cannot export a value of type {type(value).__name__}: {value!r:.80}")
-        self.kinds.add(kind)
-
-    def _observe_int(self, value: int) -> None:
-        if not _INT64_MIN <= value <= _INT64_MAX:
-            self.fits_int64 = False
-        self.integer_digits = max(self.integer_digits, len(str(abs(value))))
-
-    def _observe_decimal(self, value: Decimal) -> None:
-        number_text(value)  # refuses NaN and infinities
-        _, digits, exponent = value.as_tuple()
-        assert isinstance(exponent, int)
-        if exponent >= 0:
-            integer_digits = len(digits) + exponent
-            if self.fits_int64 and (integer_digits > 19 or not _INT64_MIN <= int(value) <= _INT64_MAX):
-                self.fits_int64 = False
-        else:
-            integer_digits = max(len(digits) + exponent, 0)
-            self.scale = max(self.scale, -exponent)
-            self.fits_int64 = False
-        self.integer_digits = max(self.integer_digits, integer_digits)
-
-
-def _as_decimal(value: Decimal | int) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(value)
-
-
-def _column_plan(profile: _ColumnProfile, pa: Any) -> tuple[Any, Callable[[Any], Any] | None]:
-    """Return the Arrow type of a column and how to convert each non-null value (``None``: as it is)."""
-    kinds = profile.kinds
-    if not kinds:
-        return pa.null(), None
-    if len(kinds) > 1 or "json" in kinds:
-        return pa.string(), _json_text
-    kind = next(iter(kinds))
-    if kind == "number":
-        if profile.fits_int64:
-            return pa.int64(), int
-        precision = profile.integer_digits + profile.scale
-        if precision <= _DECIMAL128_MAX_PRECISION:
-            return pa.decimal128(max(precision, 1), profile.scale), _as_decimal
-        return pa.string(), number_text
-    simple_types = {"string": pa.string(), "boolean": pa.bool_(), "binary": pa.binary(), "float": pa.float64()}
-    return simple_types[kind], None
+        self._output.finish()
 
 
 def _import_pyarrow() -> tuple[Any, Any]:
@@ -561,84 +489,160 @@ def _import_pyarrow() -> tuple[Any, Any]:
     return pyarrow, pyarrow.parquet
 
 
-def _pickled_pages(spool: IO[bytes]) -> Iterator[list[dict[str, Any]]]:
-    spool.seek(0)
-    while True:
-        try:
-            # The spool is this encoder's own anonymous temporary file, so unpickling it is safe.
-            yield pickle.load(spool)
-        except EOFError:
-            return
+def _arrow_type(pa: Any, column_type: str) -> Any:
+    simple = {
+        "string": pa.string(),
+        "number": pa.string(),
+        "json": pa.string(),
+        "int64": pa.int64(),
+        "bool": pa.bool_(),
+        "binary": pa.binary(),
+        "float64": pa.float64(),
+    }
+    if column_type in simple:
+        return simple[column_type]
+    precision, scale = decimal_parameters(column_type)
+    return pa.decimal128(precision, scale)
+
+
+def arrow_schema(schema: ExportSchema) -> Any:
+    """The ``pyarrow.Schema`` of the Parquet parts of an export with ``schema`` (``_extra`` a string, last)."""
+    pa, _ = _import_pyarrow()
+    fields = [pa.field(column.name, _arrow_type(pa, column.type)) for column in schema.columns]
+    if schema.extra_column is not None:
+        fields.append(pa.field(schema.extra_column, pa.string()))
+    return pa.schema(fields)
+
+
+# Values whose min/max statistics have a fixed size; others (strings, binary) get none, so the footer stays small
+# and its size predictable.
+_FIXED_SIZE_TYPES = ("int64", "bool", "float64")
+# A bound of the encoded size of one cell beyond its value's bytes (definition level, length prefix).
+_CELL_OVERHEAD = 6
+# Bound of a column chunk's own overhead (page headers, dictionary page, compression framing).
+_COLUMN_CHUNK_OVERHEAD = 160
+# Bound of what one row group adds to the footer beyond a measured one, per column (statistics, offsets).
+_FOOTER_MARGIN_PER_COLUMN = 64
+
+
+def _cell_size(value: Any) -> int:
+    if value is None:
+        return 1
+    if isinstance(value, str):
+        return len(value.encode("utf-8")) + _CELL_OVERHEAD
+    if isinstance(value, bytes):
+        return len(value) + _CELL_OVERHEAD
+    if isinstance(value, Decimal):
+        return 16 + _CELL_OVERHEAD
+    return 8 + _CELL_OVERHEAD
+
+
+@functools.lru_cache(maxsize=16)
+def _footer_sizes(schema: ExportSchema, compression: str) -> tuple[int, int]:
+    """Measure a Parquet file of this schema: its size without rows, and what each row group adds (without data)."""
+    pa, pq = _import_pyarrow()
+    arrow = arrow_schema(schema)
+    sizes = []
+    for row_groups in (0, 1, 2):
+        sink = io.BytesIO()
+        writer = pq.ParquetWriter(sink, arrow, compression=compression, write_statistics=_statistics_columns(schema))
+        for _ in range(row_groups):
+            writer.write_table(pa.Table.from_pylist([{}], schema=arrow))
+        writer.close()
+        sizes.append(len(sink.getvalue()))
+    return sizes[0], sizes[2] - sizes[1]
+
+
+def _statistics_columns(schema: ExportSchema) -> list[str]:
+    return [column.name for column in schema.columns if column.type in _FIXED_SIZE_TYPES or "decimal" in column.type]
 
 
 class _ParquetEncoder(PartEncoder):
-    """Parquet: pages are spooled (pickled) while the columns' types are learnt, then written at close()."""
+    """Parquet with the export's schema: rows gather into row groups that are written to the file as they fill."""
 
-    def __init__(self, fileobj: IO[bytes], *, compression: str, columns: Sequence[str] | None) -> None:
+    def __init__(self, fileobj: IO[bytes], *, compression: str, schema: ExportSchema, where: str) -> None:
         super().__init__()
-        self._pa, self._pq = _import_pyarrow()
+        self._pa, pq = _import_pyarrow()
+        self._schema = schema
+        self._where = where
+        self._converters = _json_converter(schema)
+        self._arrow = arrow_schema(schema)
         self._file = _CountingWriter(fileobj)
-        self._compression = compression
-        self._columns = list(columns) if columns is not None else None
-        self._profiles: dict[str, _ColumnProfile] = {name: _ColumnProfile() for name in self._columns or ()}
-        # Lives until close(); an anonymous file, so the system removes it even if close() never comes.
-        self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self._writer = pq.ParquetWriter(
+            self._file, self._arrow, compression=compression, write_statistics=_statistics_columns(schema)
+        )
+        self._empty_size, self._row_group_footer = _footer_sizes(schema, compression)
+        self._column_count = len(self._arrow)
+        self._row_groups = 0
+        self._batches: list[Any] = []
+        self._buffered_rows = 0
+        self._buffered_size = 0
 
     @property
     def bytes_written(self) -> int:
-        return self._file.count if self._closed else self._spool.tell()
+        return self._file.count
 
-    def write_items(self, items: Sequence[Mapping[str, Any]]) -> None:
+    def _projected_size(self, more: int) -> int:
+        # The file so far + a bound of the rows not yet written (as one more row group) + the footer.
+        buffered = self._buffered_size + more
+        row_groups = self._row_groups
+        size = self._file.count - (4 if row_groups else 0) + self._empty_size
+        if buffered:
+            row_groups += 1
+            size += buffered + buffered // 5 + self._column_count * _COLUMN_CHUNK_OVERHEAD
+        return size + row_groups * (self._row_group_footer + self._column_count * _FOOTER_MARGIN_PER_COLUMN)
+
+    def _row(self, item: Mapping[str, Any]) -> list[Any]:
+        cells, overflow = split_item(self._schema, self._converters, item, self._where)
+        if self._schema.extra_column is not None:
+            cells.append(None if overflow is None else overflow_text(overflow, encode_json))
+        return cells
+
+    def write_items(self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None) -> int:
         if not items:
-            return
-        profiles = self._profiles
-        if self._columns is None:
-            for item in items:
-                for name, value in item.items():
-                    profile = profiles.get(name)
-                    if profile is None:
-                        profile = profiles[name] = _ColumnProfile()
-                    profile.observe(value)
-            page = list(items)
-        else:
-            page = [{name: item[name] for name in self._columns if name in item} for item in items]
-            for item in page:
-                for name, value in item.items():
-                    profiles[name].observe(value)
-        pickle.dump(page, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
-        self.items += len(items)
+            return 0
+        rows = [self._row(item) for item in items]
+        sizes = [sum(_cell_size(cell) for cell in row) for row in rows]
+        taken = 0
+        while taken < len(rows):
+            end, size = taken, 0
+            if max_bytes is None:
+                end, size = len(rows), sum(sizes)
+            else:
+                while end < len(rows) and self._projected_size(size + sizes[end]) <= max_bytes:
+                    size += sizes[end]
+                    end += 1
+            if end == taken:
+                if self._batches:
+                    self._write_row_group()
+                    continue
+                if not (self.items == 0 and taken == 0):
+                    break
+                end, size = taken + 1, sizes[taken]
+            self._buffer(rows[taken:end], size)
+            taken = end
+            if self._buffered_size >= _ROW_GROUP_BYTES:
+                self._write_row_group()
+        self.items += taken
+        return taken
+
+    def _buffer(self, rows: list[list[Any]], size: int) -> None:
+        pa = self._pa
+        arrays = [pa.array([row[index] for row in rows], type=field.type) for index, field in enumerate(self._arrow)]
+        self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self._arrow))
+        self._buffered_rows += len(rows)
+        self._buffered_size += size
+
+    def _write_row_group(self) -> None:
+        rows = self._buffered_rows
+        self._writer.write_table(self._pa.Table.from_batches(self._batches, schema=self._arrow), row_group_size=rows)
+        self._row_groups += 1
+        self._batches, self._buffered_rows, self._buffered_size = [], 0, 0
 
     def _finish(self) -> None:
-        pa = self._pa
-        try:
-            names = self._columns if self._columns is not None else sorted(self._profiles)
-            plans = [_column_plan(self._profiles[name], pa) for name in names]
-            schema = pa.schema([pa.field(name, arrow_type) for name, (arrow_type, _) in zip(names, plans, strict=True)])
-            writer = self._pq.ParquetWriter(self._file, schema, compression=self._compression)
-            batches: list[Any] = []
-            buffered = 0
-            for page in _pickled_pages(self._spool):
-                arrays = [
-                    pa.array(_column_values(page, name, convert), type=arrow_type)
-                    for name, (arrow_type, convert) in zip(names, plans, strict=True)
-                ]
-                batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
-                batches.append(batch)
-                buffered += batch.nbytes
-                if buffered >= _ROW_GROUP_BYTES:
-                    writer.write_table(pa.Table.from_batches(batches, schema=schema))
-                    batches, buffered = [], 0
-            if batches:
-                writer.write_table(pa.Table.from_batches(batches, schema=schema))
-            writer.close()
-        finally:
-            self._spool.close()
-
-
-def _column_values(page: list[dict[str, Any]], name: str, convert: Callable[[Any], Any] | None) -> list[Any]:
-    if convert is None:
-        return [item.get(name) for item in page]
-    return [None if (value := item.get(name)) is None else convert(value) for item in page]
+        if self._batches:
+            self._write_row_group()
+        self._writer.close()
 
 
 def validate_columns(file_format: str, columns: Sequence[str] | None) -> list[str] | None:
@@ -666,8 +670,19 @@ def validate_columns(file_format: str, columns: Sequence[str] | None) -> list[st
     return names
 
 
+def uses_schema(file_format: str) -> bool:
+    """Return whether parts of ``file_format`` have columns, so an export needs one schema (``csv``, ``parquet``)."""
+    return file_format in _COLUMN_FORMATS
+
+
 def open_encoder(
-    file_format: str, fileobj: IO[bytes], *, compression: str | None, columns: Sequence[str] | None = None
+    file_format: str,
+    fileobj: IO[bytes],
+    *,
+    compression: str | None,
+    schema: ExportSchema | None = None,
+    csv_formula_escaping: bool = False,
+    where: str = "the export",
 ) -> PartEncoder:
     """
     Return an encoder writing one part in ``file_format`` to ``fileobj``.
@@ -675,18 +690,35 @@ def open_encoder(
     :param file_format: one of :data:`FILE_FORMATS`
     :param fileobj: a writable binary file; the encoder writes to it and flushes it, never closes it
     :param compression: as accepted by :func:`validate_format`
-    :param columns: for ``csv`` and ``parquet``, the attributes to write, in this order (others are left out);
-        ``None`` writes every attribute of the part, sorted
-    :raises InvalidScanArgumentError: an unknown format or compression, or ``columns`` given for a format
-        without columns.
+    :param schema: for ``csv`` and ``parquet`` (required), the export's schema
+        (:mod:`~airflow_dynamoscan.export.schema`); other formats take none
+    :param csv_formula_escaping: for ``csv``, escape cells a spreadsheet would read as formulas (module docstring)
+    :param where: the part, named in a :class:`~airflow_dynamoscan.exceptions.SchemaMismatchError`
+    :raises InvalidScanArgumentError: an unknown format or compression, a schema missing for ``csv``/``parquet``
+        or given for another format, or ``csv_formula_escaping`` for a format other than ``csv``.
     :raises ImportError: ``parquet`` without pyarrow installed, naming ``pip install 'airflow-dynamoscan[parquet]'``.
     """
     effective = validate_format(file_format, compression, table_name=None)
-    checked_columns = validate_columns(file_format, columns)
+    if uses_schema(file_format) != (schema is not None):
+        raise InvalidScanArgumentError(
+            f"file_format={file_format!r} {'needs' if schema is None else 'takes no'} schema; a schema applies to "
+            f"{' and '.join(_COLUMN_FORMATS)} only."
+        )
+    if csv_formula_escaping and file_format != "csv":
+        raise InvalidScanArgumentError(
+            f"csv_formula_escaping=True is not allowed with file_format={file_format!r}; it applies to csv only."
+        )
     if file_format == "parquet":
-        assert effective is not None
-        return _ParquetEncoder(fileobj, compression=effective, columns=checked_columns)
+        assert effective is not None and schema is not None
+        return _ParquetEncoder(fileobj, compression=effective, schema=schema, where=where)
     gzip_compressed = effective == "gzip"
     if file_format == "csv":
-        return _CsvEncoder(fileobj, gzip_compressed=gzip_compressed, columns=checked_columns)
+        assert schema is not None
+        return _CsvEncoder(
+            fileobj,
+            gzip_compressed=gzip_compressed,
+            schema=schema,
+            formula_escaping=csv_formula_escaping,
+            where=where,
+        )
     return _LineEncoder(fileobj, gzip_compressed=gzip_compressed, attribute_values=file_format == "dynamodb_json")

@@ -26,6 +26,8 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_VERSION = 1
 
 _RESULT_KEYS = ("segment", "total_segments", "items", "bytes", "parts")
+# What every segment of one export must share, recorded in the manifest when the results give it.
+_LAYOUT_KEYS = ("schema", "csv_formula_escaping")
 _LISTED_NUMBERS = 20
 
 
@@ -76,8 +78,8 @@ def _check_result(
     for key, expected in export.items():
         if key in result and result[key] != expected:
             raise IncompleteExportError(
-                f"Table {table_name!r}: export result #{index} has {key}={result[key]!r}, but the export has "
-                f"{key}={expected!r}."
+                f"Table {table_name!r}: export result #{index} has {key}={result[key]!r:.300}, but the export has "
+                f"{key}={expected!r:.300}."
             )
     reported_total = 1 if result["total_segments"] is None else result["total_segments"]
     if reported_total != total_segments:
@@ -110,8 +112,9 @@ def build_manifest(
 
     :param results: one dict per segment, as the export tasks return them: ``segment``, ``total_segments``,
         ``items``, ``bytes``, ``parts`` (each ``{"uri", "path", "items", "bytes"}``) and optionally
-        ``table_name``, ``destination``, ``file_format``, ``compression`` (each, if present, must match this
-        export), ``started_at`` and ``finished_at`` (ISO 8601). A whole-table export in one task may give
+        ``table_name``, ``destination``, ``file_format``, ``compression``, ``schema`` and
+        ``csv_formula_escaping`` (each, if present, must match this export, the schema and escaping being those
+        of the first result), ``started_at`` and ``finished_at`` (ISO 8601). A whole-table export in one task may give
         ``segment`` and ``total_segments`` as ``None``: it counts as segment 0 of 1.
     :param table_name: the exported table
     :param destination_uri: the root of the export
@@ -122,15 +125,25 @@ def build_manifest(
     :param finished_at: when the export finished (ISO 8601), if known beyond the results' own times
     :return: the manifest: ``format_version``, ``table_name``, ``destination``, ``file_format``,
         ``compression``, ``total_segments``, ``items``, ``bytes``, ``part_count``, ``scan_started_at`` (the
-        earliest start) and ``scan_finished_at`` (the latest finish) in UTC or ``None``, ``created_at``, and
+        earliest start) and ``scan_finished_at`` (the latest finish) in UTC or ``None``, ``created_at``, for CSV and
+        Parquet ``schema`` (the JSON form of :class:`~airflow_dynamoscan.export.schema.ExportSchema`, the same
+        for every part) and for CSV ``csv_formula_escaping``, and
         ``segments`` sorted by number, each with ``segment``, ``items``, ``bytes``, ``started_at``,
         ``finished_at`` and ``parts``.
     :raises IncompleteExportError: naming the table: a segment is missing, reported twice or out of range, or a
-        result is for another table, segment count, destination, format or compression, or is malformed.
+        result is for another table, segment count, destination, format, compression or schema, or is malformed.
     :raises InvalidScanArgumentError: a time that is not ISO 8601.
     """
     total = 1 if total_segments is None else total_segments
+    results = list(results)
     export = {"destination": destination_uri, "file_format": file_format, "compression": compression}
+    # Every part of one export has one schema (CSV header, Parquet schema): a result with another is refused.
+    layout = {
+        key: results[0][key]
+        for key in _LAYOUT_KEYS
+        if results and isinstance(results[0], Mapping) and results[0].get(key) is not None
+    }
+    export.update(layout)
     checked = [_check_result(index, result, table_name, total, export) for index, result in enumerate(results)]
     counts = Counter(result["segment"] for result in checked)
     missing = [segment for segment in range(total) if segment not in counts]
@@ -176,6 +189,7 @@ def build_manifest(
         "scan_started_at": min(known_starts).isoformat() if known_starts else None,
         "scan_finished_at": max(known_finishes).isoformat() if known_finishes else None,
         "created_at": datetime.now(timezone.utc).isoformat(),
+        **layout,
         "segments": segments,
     }
 

@@ -16,8 +16,9 @@ from airflow_dynamoscan.export.checkpoint import (
 )
 from airflow_dynamoscan.export.destinations import Destination, open_destination
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
-from airflow_dynamoscan.export.formats import needs_attribute_values, validate_format
+from airflow_dynamoscan.export.formats import needs_attribute_values, uses_schema, validate_columns, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, write_manifest
+from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
 from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator, FailFastMixin
 
@@ -26,6 +27,57 @@ if TYPE_CHECKING:
 
 #: Parts rotate when they reach this size, unless ``max_file_bytes`` says otherwise.
 DEFAULT_MAX_FILE_BYTES = 256 * 1024**2
+
+#: A planned schema is sampled from the first page(s) of each segment of a scan of this many segments ...
+SCHEMA_SAMPLE_SEGMENTS = 4
+#: ... reading at most this many pages (of at most 1 MB) in all, and at most two per segment.
+SCHEMA_SAMPLE_PAGES = 8
+
+
+def sample_export_schema(
+    hook: Any,
+    table_name: str,
+    scan_kwargs: dict[str, Any] | None = None,
+    *,
+    columns: list[str] | None = None,
+) -> ExportSchema:
+    """
+    Plan the schema of a CSV or Parquet export of ``table_name`` from a bounded sample of the table.
+
+    The sample is the first page with items (of at most two) of each segment of a scan of
+    :data:`SCHEMA_SAMPLE_SEGMENTS` segments, with the export's scan keywords (so a ``FilterExpression`` or
+    ``ProjectionExpression`` shapes it as it shapes the export): at most :data:`SCHEMA_SAMPLE_PAGES` pages. It
+    does not depend on the export's own segment count, so every task that samples an unchanged table plans the
+    same schema; :func:`~airflow_dynamoscan.task_groups.dynamodb_parallel_export` samples once and gives the
+    schema to every mapped task.
+
+    :param hook: a :class:`~airflow_dynamoscan.hooks.dynamodb_scan.DynamoDBScanHook`
+    :param scan_kwargs: the export's scan keywords
+    :param columns: the attributes to export (the others omitted), see
+        :func:`~airflow_dynamoscan.export.schema.plan_schema`
+    """
+    items: list[dict[str, Any]] = []
+    pages_left = SCHEMA_SAMPLE_PAGES
+    for segment in range(SCHEMA_SAMPLE_SEGMENTS):
+        pages = hook.scan_segment_pages(
+            table_name, segment, SCHEMA_SAMPLE_SEGMENTS, deserialize=True, **dict(scan_kwargs or {})
+        )
+        try:
+            for _ in range(min(2, pages_left)):
+                page = next(pages, None)
+                if page is None:
+                    break
+                pages_left -= 1
+                if page.items:
+                    items.extend(page.items)
+                    break
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+        if pages_left <= 0:
+            break
+    return plan_schema(items, columns=columns)
 
 
 def _now() -> str:
@@ -63,8 +115,20 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
     :param segment: the segment to export, ``0 <= segment < total_segments`` (mappable)
     :param total_segments: the segment count of the mapped export; with ``segment=None``, the segment count of the
         in-task parallel scan (default: planned from the table's size, at least ``max_workers``)
-    :param max_file_bytes: start a new part when a part reaches this size (default 256 MiB)
-    :param columns: CSV columns, in order (default: the union of the top-level attributes of each part)
+    :param max_file_bytes: the largest size of a part file, compressed (default 256 MiB): parts rotate within a
+        page too, so a part is within the limit unless it holds a single item larger than it
+    :param columns: for CSV and Parquet, the attributes to export, in this order; the others are left out (as with
+        a ``ProjectionExpression``). The columns' types are planned from a sample, as for ``schema=None``.
+    :param schema: for CSV and Parquet, the export's schema, the same for every part of the export and recorded in
+        the manifest: its JSON form (``{"columns": [{"name": "pk", "type": "string"}, ...], "extra_column":
+        "_extra"}``, see :mod:`~airflow_dynamoscan.export.schema`). Default: planned from a bounded sample of the
+        table (see :func:`sample_export_schema`); :func:`~airflow_dynamoscan.task_groups.dynamodb_parallel_export`
+        plans it once and gives it to every mapped task. A value that does not fit its column, or an attribute
+        without one, goes to the extra column ``_extra`` as JSON, never dropped.
+    :param csv_formula_escaping: for CSV, put ``'`` in front of header names and string or binary cells that start
+        with ``=``, ``+``, ``-``, ``@``, a tab, a carriage return or ``'``, so spreadsheets show them as text
+        (remove one leading ``'`` to read the value back). Default ``False``: the values stay exactly as stored,
+        as the programs that read exports expect; turn it on for files people open in a spreadsheet.
     :param overwrite: write even if the destination already holds a complete export (a ``manifest.json``)
     :param resume: a retry continues from the checkpoint the failed try left (``_checkpoints/`` at the
         destination, written after each part): it keeps the committed parts and reads only what they do not hold
@@ -106,6 +170,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         total_segments: int | None = None,
         max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
         columns: list[str] | None = None,
+        schema: dict[str, Any] | None = None,
+        csv_formula_escaping: bool = False,
         overwrite: bool = False,
         resume: bool = True,
         dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
@@ -117,6 +183,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         self.compression = compression
         self.max_file_bytes = max_file_bytes
         self.columns = columns
+        self.schema = schema
+        self.csv_formula_escaping = csv_formula_escaping
         self.overwrite = overwrite
         self.resume = resume
         self.dest_aws_conn_id = self.connection_or_default(dest_aws_conn_id)
@@ -131,6 +199,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
                 f"Table {self.table_name!r}: destination {destination.uri} already holds a complete export "
                 f"({MANIFEST_NAME} is there); choose another destination or pass overwrite=True."
             )
+        validate_columns(self.file_format, self.columns)
+        schema = self._export_schema()
         self.hook.describe_table(self.table_name)  # a missing table fails before anything is written
         persist_links(
             context,
@@ -139,6 +209,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             (DynamoDBTableLink, {"table_name": self.table_name}),
             (ExportDestinationLink, {"destination": destination.uri}),
         )
+        if schema is None and uses_schema(self.file_format):
+            schema = sample_export_schema(self.hook, self.table_name, scan_kwargs, columns=self.columns)
         exported_segment, exported_total = (self.segment, self.total_segments) if self.segment is not None else (0, 1)
         prefix = segment_prefix(exported_segment, exported_total, table_name=self.table_name)
         fingerprint = export_fingerprint(
@@ -149,6 +221,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             compression=compression,
             columns=self.columns,
             scan_kwargs=scan_kwargs,
+            schema=None if schema is None else schema.to_json(),
+            csv_formula_escaping=self.csv_formula_escaping,
         )
         checkpoint = read_checkpoint(destination, prefix, fingerprint) if self.resume else None
         if segment is None:
@@ -189,7 +263,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             compression=compression,
             prefix=prefix,
             max_file_bytes=self.max_file_bytes,
-            columns=self.columns,
+            schema=schema,
+            csv_formula_escaping=self.csv_formula_escaping,
             checkpoint=checkpoint,
             # Overwriting: the export is not complete again until the manifest task commits it.
             replaces=[MANIFEST_NAME] if self.overwrite else [],
@@ -204,6 +279,11 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             exported_segment,
             exported_total,
         )
+        extra: dict[str, Any] = {}
+        if "schema" in written:
+            extra["schema"] = written["schema"]
+        if self.file_format == "csv":
+            extra["csv_formula_escaping"] = self.csv_formula_escaping
         return {
             "table_name": self.table_name,
             "segment": exported_segment,
@@ -216,8 +296,32 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             "compression": compression,
             "started_at": started_at,
             "finished_at": _now(),
+            **extra,
             **self.scan_statistics(),
         }
+
+    def _export_schema(self) -> ExportSchema | None:
+        """The schema given (checked), or ``None`` when it is to be planned or the format has none."""
+        if self.csv_formula_escaping and self.file_format != "csv":
+            raise InvalidScanArgumentError(
+                f"Table {self.table_name!r}: csv_formula_escaping=True is not allowed with "
+                f"file_format={self.file_format!r}; it applies to csv only."
+            )
+        if self.schema is None:
+            return None
+        if not uses_schema(self.file_format):
+            raise InvalidScanArgumentError(
+                f"Table {self.table_name!r}: schema is not allowed with file_format={self.file_format!r}; it applies "
+                f"to csv and parquet only."
+            )
+        schema = parse_schema(self.schema, table_name=self.table_name)
+        # The plan step of dynamodb_parallel_export gives the schema it planned for these columns.
+        if self.columns is not None and schema.names != list(self.columns):
+            raise InvalidScanArgumentError(
+                f"Table {self.table_name!r}: columns={self.columns!r} and a schema with other columns are not allowed "
+                f"together; give the columns in the schema."
+            )
+        return schema
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage: the DynamoDB table in, the export's destination out (needs the OpenLineage provider)."""

@@ -75,3 +75,30 @@ def test_whole_table_parquet_dag(dynalite_client: Any, tmp_path: Path) -> None:
     assert sorted(row["pk"] for row in rows) == sorted(item["pk"] for item in items)
     precise = {item["pk"]: item["precise"] for item in items}
     assert all(row["precise"] == precise[row["pk"]] for row in rows)
+
+
+def test_parallel_parquet_export_dag_reads_back_as_one_dataset(dynalite_client: Any, tmp_path: Path) -> None:
+    """Four mapped tasks, one planned schema: the parts of a table with type drift read as one dataset."""
+    from devtools.sample_data import create_table, put_items
+    from tests.integration.test_export_one_dataset import drifting_item
+    from tests.unit.export.datasets import item_view, read_parquet_dataset, read_parquet_duckdb, rebuild
+
+    name = unique_table_name("dag-drift")
+    create_table(dynalite_client, name)
+    items = [drifting_item(number) for number in range(240)]
+    put_items(dynalite_client, name, items)
+    dag = load_dag("example_dynamodb_parallel_export.py", "example_dynamodb_parallel_export")
+    conf = {"table_name": name, "destination": str(tmp_path), "total_segments": 4, "file_format": "parquet"}
+    run = dag.test(run_conf=conf)
+    assert run.state == "success"
+    (root,) = [path.parent for path in tmp_path.glob(f"{name}/*/manifest.json")]
+    manifest = json.loads((root / "manifest.json").read_text())
+    results = results_by_map_index(run, "export_orders.export_segment")
+    assert sorted(results) == [0, 1, 2, 3]
+    assert all(result["schema"] == manifest["schema"] for result in results.values())
+    # The sample holds this small table whole; "n" is a number here and a string there, so it is a json column.
+    assert {"name": "n", "type": "json"} in manifest["schema"]["columns"]
+    expected = sorted((item_view(item) for item in items), key=lambda item: item["pk"])
+    assert rebuild(read_parquet_dataset(root).to_pylist(), manifest["schema"]) == expected
+    _, rows = read_parquet_duckdb(root)
+    assert rebuild(rows, manifest["schema"]) == expected

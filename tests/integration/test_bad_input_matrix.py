@@ -149,8 +149,9 @@ def exported_items(root: Path, result: dict[str, Any], file_format: str, compres
     """
     The items of every part of an export result, read back independently of the encoders.
 
-    CSV and Parquet parts each have the columns of their own items: their rows are widened to the columns of all
-    parts, a missing cell being ``""`` (CSV) or ``None`` (Parquet), as it is within one part.
+    CSV and Parquet parts all have the export's one schema; nothing here overflows, so the extra column is empty in
+    every row and left out, and the rows are compared with the items' columns, a missing cell being ``""`` (CSV)
+    or ``None`` (Parquet).
     """
     items: list[Any] = []
     for part in result["parts"]:
@@ -166,6 +167,7 @@ def exported_items(root: Path, result: dict[str, Any], file_format: str, compres
         else:
             items.extend(pq.read_table(root / part["path"]).to_pylist())
     if file_format in ("csv", "parquet"):
+        assert {item.pop("_extra") for item in items} <= {"", None}
         columns = sorted({name for item in items for name in item})
         missing = "" if file_format == "csv" else None
         items = [{name: item.get(name, missing) for name in columns} for item in items]
@@ -811,9 +813,10 @@ def test_overwrite_replaces_a_complete_export(small_table: str, complete_export:
     files = files_at(destination)
     assert sorted(files) == [MANIFEST_NAME, "segment-00000-of-00001/part-00000.csv"]
     header, rows = read_csv_rows(files["segment-00000-of-00001/part-00000.csv"])
-    assert header == ["amount", "pk", "status"]
+    assert header == ["amount", "pk", "status", "_extra"]
     assert sorted(rows, key=lambda row: row["pk"]) == [
-        {"amount": str(item["amount"]), "pk": item["pk"], "status": item["status"]} for item in small_items()
+        {"amount": str(item["amount"]), "pk": item["pk"], "status": item["status"], "_extra": ""}
+        for item in small_items()
     ]
     manifest = json.loads(files[MANIFEST_NAME])
     assert (manifest["file_format"], manifest["items"], summary["items"]) == ("csv", 4, 4)
@@ -974,9 +977,12 @@ def test_empty_table_gives_an_empty_export_with_a_manifest(
     assert result["bytes"] == result["parts"][0]["bytes"] == len(files[part])
     if file_format == "parquet":
         table = pq.read_table(tmp_path / part)
-        assert (table.num_rows, table.num_columns) == (0, 0)
+        # The schema planned from an empty sample: no attribute column, the extra column.
+        assert (table.num_rows, table.column_names) == (0, ["_extra"])
     elif compression == "gzip":
         assert gzip.decompress(files[part]) == b""
+    elif file_format == "csv":
+        assert files[part] == b"_extra\r\n"
     else:
         assert files[part] == b""
     manifest = json.loads(files[MANIFEST_NAME])
@@ -1083,7 +1089,7 @@ def test_odd_attribute_names_export_exactly(
         (part,) = result["parts"]
         data = (tmp_path / part["path"]).read_bytes()
         header = read_csv_rows(data)[0] if file_format == "csv" else pq.read_schema(tmp_path / part["path"]).names
-        assert header == sorted({attribute for item in items for attribute in item})
+        assert header == [*sorted({attribute for item in items for attribute in item}), "_extra"]
 
 
 # Every name goes through ExpressionAttributeNames in test_odd_attribute_names_scan_and_filter_exactly; these two

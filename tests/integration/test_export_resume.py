@@ -22,6 +22,9 @@ from tests.unit.export.readback import read_jsonl
 pytestmark = pytest.mark.usefixtures("aws_connection_env")
 
 PAGE_ITEMS = 40
+# Every item is one 229-byte JSON line ({"pk":"item#00000","pad":"x..."} and a newline), so a part of this many
+# bytes holds exactly one full page: the part ends where the page ends.
+PAGE_BYTES = PAGE_ITEMS * 229
 
 
 class ScanFailure(RuntimeError):
@@ -38,12 +41,12 @@ def resume_table(dynalite_client: Any) -> tuple[str, set[str]]:
 
 
 def exporter(table_name: str, destination: Path, **kwargs: Any) -> DynamoDBExportOperator:
-    # max_file_bytes=1 commits a part after every page: "one part's worth" of pages is one page.
+    # A part holds one page's items: "one part's worth" of pages is one page.
     return DynamoDBExportOperator(
         task_id="export",
         table_name=table_name,
         destination=str(destination),
-        max_file_bytes=1,
+        max_file_bytes=PAGE_BYTES,
         scan_kwargs={"Limit": PAGE_ITEMS},
         **kwargs,
     )
@@ -109,7 +112,7 @@ def test_changed_export_does_not_resume_from_another_exports_checkpoint(
         destination=str(tmp_path),
         segment=1,
         total_segments=2,
-        max_file_bytes=1,
+        max_file_bytes=PAGE_BYTES,
         scan_kwargs=scan_kwargs,
     )
     result = retry.execute({})  # type: ignore[arg-type]
@@ -125,7 +128,7 @@ import sys, time
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportOperator
 operator = DynamoDBExportOperator(
     task_id="export", table_name=sys.argv[1], destination=sys.argv[2], segment=0, total_segments=1,
-    max_file_bytes=1, scan_kwargs={"Limit": int(sys.argv[3])},
+    max_file_bytes=int(sys.argv[3]) * 229, scan_kwargs={"Limit": int(sys.argv[3])},
 )
 operator.hook._scan_client.meta.events.register("before-send.dynamodb.Scan", lambda **_: time.sleep(0.05))
 operator.execute({})

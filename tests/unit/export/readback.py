@@ -12,6 +12,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
+from airflow_dynamoscan.export.schema import ExportSchema, plan_schema
 from airflow_dynamoscan.scan.decode import deserialize_item, wire_item_to_client_item
 from airflow_dynamoscan.scan.scanner import ScanPage
 from devtools.sample_data import sample_item
@@ -155,24 +156,45 @@ def expected_cell(value: Any) -> Any:
     return value
 
 
-def read_csv(data: bytes, expected_items: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Return the header and the rows, JSON cells parsed where the expected value is a map, list or set."""
+def json_cells(schema: ExportSchema) -> set[str]:
+    """The CSV columns of ``schema`` that hold JSON text: ``json`` columns and the extra column."""
+    return {column.name for column in schema.columns if column.type == "json"} | {schema.extra_column or ""}
+
+
+def read_csv(
+    data: bytes, expected_items: list[dict[str, Any]], schema: ExportSchema | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Return the header and the rows, the non-empty cells of JSON columns parsed (see :func:`json_cells`)."""
     reader = csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""))
     rows = list(reader)
     assert len(rows) == len(expected_items)
-    decoded = []
-    for row, expected in zip(rows, expected_items, strict=True):
-        decoded.append(
-            {
-                name: loads_exact(cell) if isinstance(expected.get(name), (dict, list, set)) else cell
-                for name, cell in row.items()
-            }
-        )
-    return list(reader.fieldnames or []), decoded
+    header = list(reader.fieldnames or [])
+    if schema is None:
+        schema = plan_schema(expected_items, columns=[name for name in header if name != "_extra"])
+    parsed = json_cells(schema)
+    decoded = [
+        {name: loads_exact(cell) if name in parsed and cell else cell for name, cell in row.items()} for row in rows
+    ]
+    return header, decoded
 
 
-def expected_rows(items: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
-    return [{name: expected_cell(item.get(name)) for name in columns} for item in items]
+def expected_rows(items: list[dict[str, Any]], header: list[str], schema: ExportSchema) -> list[dict[str, Any]]:
+    """What :func:`read_csv` reads back for ``items`` that all fit ``schema`` (``_extra``: what has no column)."""
+    parsed = json_cells(schema)
+    known = set(schema.names)
+    rows = []
+    for item in items:
+        row: dict[str, Any] = {}
+        for name in header:
+            if name == schema.extra_column:
+                extra = {key: json_view(value) for key, value in sorted(item.items()) if key not in known}
+                row[name] = extra if extra and schema.other_attributes == "extra" else ""
+            elif item.get(name) is None:
+                row[name] = ""
+            else:
+                row[name] = json_view(item[name]) if name in parsed else expected_cell(item[name])
+        rows.append(row)
+    return rows
 
 
 def union_columns(items: list[dict[str, Any]]) -> list[str]:

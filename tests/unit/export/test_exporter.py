@@ -15,6 +15,7 @@ from moto import mock_aws
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.export.destinations import Destination, open_destination
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
+from airflow_dynamoscan.export.schema import parse_schema
 from airflow_dynamoscan.scan.scanner import ScanPage
 from tests.unit.export.readback import (
     attribute_value_items,
@@ -26,7 +27,6 @@ from tests.unit.export.readback import (
     read_csv,
     read_dynamodb_json,
     read_jsonl,
-    union_columns,
 )
 
 PREFIX = "segment-00000-of-00001"
@@ -133,23 +133,24 @@ def test_parts_rotate_at_max_file_bytes(tmp_path: Path, file_format: str, compre
         f"segment-00002-of-00004/part-{number:05d}{extension}" for number in range(len(parts))
     ]
     assert files_under(tmp_path / "export") == [part["path"] for part in parts]
-    # Every part holds whole pages, and every part but the last was cut because it reached the limit.
-    assert all(part["items"] % 20 == 0 for part in parts[:-1])
+    # Parts are cut within pages: each is within the limit, the file's own size counted.
+    assert any(part["items"] % 20 for part in parts[:-1])
+    assert all(part["bytes"] <= max_file_bytes for part in parts)
+    assert all(part["bytes"] == (tmp_path / "export" / part["path"]).stat().st_size for part in parts)
     assert sum(part["items"] for part in parts) == result["items"] == len(items)
     assert sum(part["bytes"] for part in parts) == result["bytes"]
     if file_format == "jsonl":
-        # Streamed formats count the bytes of the file itself.
-        assert all(part["bytes"] >= max_file_bytes for part in parts[:-1])
         assert read_back(destination, result, file_format, compression) == [json_view(item) for item in items]
     elif file_format == "csv":
+        schema = parse_schema(result["schema"])
         start = 0
         for part in parts:
             data = destination.read_bytes(part["path"])
             data = gzip.decompress(data) if compression == "gzip" else data
             part_items = items[start : start + part["items"]]
-            header, rows = read_csv(data, part_items)
-            assert header == union_columns(part_items)
-            assert rows == expected_rows(part_items, header)
+            header, rows = read_csv(data, part_items, schema)
+            assert header == schema.header
+            assert rows == expected_rows(part_items, header, schema)
             start += part["items"]
         assert start == len(items)
     else:
@@ -159,13 +160,13 @@ def test_parts_rotate_at_max_file_bytes(tmp_path: Path, file_format: str, compre
         assert [row["raw"] for row in rows] == [item.get("raw") for item in items]
 
 
-def test_part_holds_at_least_one_page(tmp_path: Path) -> None:
+def test_part_holds_at_least_one_item(tmp_path: Path) -> None:
     destination = local(tmp_path)
     items = mixed_items(30)
     result = export_pages(
         pages_of(items, 10), destination, file_format="jsonl", compression=None, prefix=PREFIX, max_file_bytes=1
     )
-    assert [part["items"] for part in result["parts"]] == [10, 10, 10, 2]
+    assert [part["items"] for part in result["parts"]] == [1] * 32
     assert read_back(destination, result, "jsonl", None) == [json_view(item) for item in items]
 
 
@@ -181,8 +182,7 @@ def test_empty_pages_are_skipped_and_no_trailing_empty_part(tmp_path: Path) -> N
     pages = [empty_page(), first, empty_page(), second, empty_page()]
     result = export_pages(pages, destination, file_format="jsonl", compression=None, prefix=PREFIX, max_file_bytes=1)
     assert [(part["path"], part["items"]) for part in result["parts"]] == [
-        (f"{PREFIX}/part-00000.jsonl", 2),
-        (f"{PREFIX}/part-00001.jsonl", 2),
+        (f"{PREFIX}/part-{number:05d}.jsonl", 1) for number in range(4)
     ]
     assert read_back(destination, result, "jsonl", None) == [json_view(item) for item in items]
 
@@ -202,8 +202,8 @@ def test_only_empty_pages_give_one_empty_part(tmp_path: Path) -> None:
     [
         ("jsonl", None, None, "part-00000.jsonl", b""),
         ("dynamodb_json", None, None, "part-00000.json", b""),
-        ("csv", None, None, "part-00000.csv", b""),
-        ("csv", None, ["pk", "amount"], "part-00000.csv", b"pk,amount\r\n"),
+        ("csv", None, None, "part-00000.csv", b"_extra\r\n"),
+        ("csv", None, ["pk", "amount"], "part-00000.csv", b"pk,amount,_extra\r\n"),
     ],
 )
 def test_empty_input_writes_one_valid_empty_part(
@@ -214,6 +214,7 @@ def test_empty_input_writes_one_valid_empty_part(
         iter([]), destination, file_format=file_format, compression=compression, prefix=PREFIX, columns=columns
     )
     path = f"{PREFIX}/{name}"
+    result.pop("schema", None)
     assert result == {
         "items": 0,
         "bytes": len(content),
@@ -229,7 +230,7 @@ def test_empty_input_gzip_and_parquet_parts_are_readable(tmp_path: Path) -> None
     assert gzipped["parts"][0]["items"] == 0
     parquet = export_pages([], destination, file_format="parquet", compression=None, prefix="b")
     table = pq.read_table(io.BytesIO(destination.read_bytes("b/part-00000.parquet")))
-    assert (table.num_rows, table.column_names) == (0, [])
+    assert (table.num_rows, table.column_names) == (0, ["_extra"])
     assert parquet["parts"][0]["bytes"] == (tmp_path / "export" / "b" / "part-00000.parquet").stat().st_size
 
 

@@ -5,7 +5,6 @@ import gzip
 import io
 import json
 import sys
-import zlib
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +19,7 @@ from airflow_dynamoscan.export.formats import (
     FILE_FORMATS,
     PARQUET_COMPRESSIONS,
     TEXT_COMPRESSIONS,
+    arrow_schema,
     encode_json,
     needs_attribute_values,
     open_encoder,
@@ -27,6 +27,7 @@ from airflow_dynamoscan.export.formats import (
     validate_columns,
     validate_format,
 )
+from airflow_dynamoscan.export.schema import ExportSchema, plan_schema
 from tests.unit.export.readback import (
     PRECISE,
     attribute_value_items,
@@ -49,10 +50,13 @@ def encode(
     pages: list[list[dict[str, Any]]],
     *,
     compression: str | None = None,
-    columns: list[str] | None = None,
+    schema: ExportSchema | None = None,
 ) -> bytes:
+    """Encode ``pages`` as one part; CSV and Parquet with ``schema``, else the one planned from all the items."""
     sink = io.BytesIO()
-    encoder = open_encoder(file_format, sink, compression=compression, columns=columns)
+    if schema is None and file_format in ("csv", "parquet"):
+        schema = plan_schema([item for page in pages for item in page])
+    encoder = open_encoder(file_format, sink, compression=compression, schema=schema)
     for page in pages:
         encoder.write_items(page)
     encoder.close()
@@ -227,14 +231,14 @@ def test_dynamodb_json_refuses_plain_items() -> None:
 
 
 @pytest.mark.parametrize("compression", [None, "gzip"])
-def test_csv_round_trip_with_columns_learnt_from_the_part(compression: str | None) -> None:
+def test_csv_round_trip_with_the_planned_schema(compression: str | None) -> None:
     items = mixed_items()
-    # The sparse attribute appears only on the last page, so spooled rows are put in header order at close.
     data = maybe_gunzip(encode("csv", [items[:20], items[20:]], compression=compression), compression)
     header, rows = read_csv(data, items)
-    assert header == union_columns(items)
+    assert header == [*union_columns(items), "_extra"]
     assert "only_here" in header
-    assert rows == expected_rows(items, header)
+    schema = plan_schema(items)
+    assert rows == expected_rows(items, header, schema)
     edge = rows[30]
     assert edge["precise"] == "12345678901234567890.123456789"
     assert edge["big"] == "1E+100"
@@ -243,56 +247,57 @@ def test_csv_round_trip_with_columns_learnt_from_the_part(compression: str | Non
     assert edge["raw"] == base64.b64encode(b"\x00\xff\x10binary").decode()
     assert edge["tags"] == ["a", "b", "ç"]
     assert edge["text"] == 'ünïcødé ✓ 日本語 😀, "quoted"\nsecond line'
+    # An attribute whose values have several types is a json column: the string keeps its quotes.
+    assert [row["mixed"] for row in rows[30:]] == ["text", Decimal("12.50")]
+    assert b',"""text""",' in data
 
 
-@pytest.mark.parametrize("compression", [None, "gzip"])
-def test_csv_homogeneous_part_is_copied_from_the_spool(compression: str | None) -> None:
-    items = mixed_items(40)[:40]
-    data = encode("csv", [items[:15], items[15:]], compression=compression)
-    header_line = ",".join(union_columns(items)).encode() + b"\r\n"
-    if compression == "gzip":
-        # Header and rows are two gzip members of one file; gzip readers read on through both.
-        first_member = zlib.decompressobj(wbits=31)
-        assert first_member.decompress(data) == header_line
-        assert first_member.unused_data[:3] == b"\x1f\x8b\x08"
-    else:
-        assert data.startswith(header_line)
-    header, rows = read_csv(maybe_gunzip(data, compression), items)
-    assert header == union_columns(items)
-    assert rows == expected_rows(items, header)
+def test_csv_streams_rows_as_they_come() -> None:
+    sink = io.BytesIO()
+    schema = plan_schema([{"a": "x"}])
+    encoder = open_encoder("csv", sink, compression=None, schema=schema)
+    assert sink.getvalue() == b"a,_extra\r\n"
+    encoder.write_items([{"a": "x" * 100}])
+    assert sink.getvalue() == b"a,_extra\r\n" + b"x" * 100 + b",\r\n"
+    assert encoder.bytes_written == len(sink.getvalue()) == 113
+    encoder.close()
+    assert encoder.bytes_written == 113
 
 
-def test_csv_with_given_columns_streams_and_leaves_other_attributes_out() -> None:
+def test_csv_with_given_columns_leaves_other_attributes_out() -> None:
     items = edge_items()
     columns = ["pk", "precise", "missing", "nested"]
-    data = encode("csv", [items], columns=columns)
-    assert data.splitlines()[0] == b"pk,precise,missing,nested"
+    data = encode("csv", [items], schema=plan_schema(items, columns=columns))
+    assert data.splitlines()[0] == b"pk,precise,missing,nested,_extra"
     header, rows = read_csv(data, items)
-    assert header == columns
-    assert rows == expected_rows(items, columns)
+    assert header == [*columns, "_extra"]
+    assert [row["_extra"] for row in rows] == ["", ""]
+    assert [row["precise"] for row in rows] == ["12345678901234567890.123456789", "-0.5"]
 
 
-def test_csv_empty_parts() -> None:
-    assert encode("csv", []) == b""
-    assert encode("csv", [], columns=["pk", "n"]) == b"pk,n\r\n"
-    assert gzip.decompress(encode("csv", [], compression="gzip", columns=["pk"])) == b"pk\r\n"
-    assert gzip.decompress(encode("csv", [], compression="gzip")) == b""
-
-
-def test_csv_bytes_written_follows_the_spool() -> None:
-    sink = io.BytesIO()
-    encoder = open_encoder("csv", sink, compression=None)
-    encoder.write_items([{"a": "x" * 100}])
-    assert sink.getvalue() == b""
-    assert encoder.bytes_written == 102
-    encoder.close()
-    assert sink.getvalue() == b"a\r\n" + b"x" * 100 + b"\r\n"
-    assert encoder.bytes_written == 105
+def test_csv_empty_parts_have_the_header() -> None:
+    schema = plan_schema([], columns=["pk", "n"])
+    assert encode("csv", [], schema=schema) == b"pk,n,_extra\r\n"
+    assert gzip.decompress(encode("csv", [], compression="gzip", schema=schema)) == b"pk,n,_extra\r\n"
+    assert encode("csv", [], schema=plan_schema([])) == b"_extra\r\n"
 
 
 # --- Parquet ----------------------------------------------------------------------------------------------------
 
-JSON_COLUMNS = {"address", "blobs", "empty_list", "empty_map", "lines", "mixed", "nested", "numbers", "scores", "tags"}
+JSON_COLUMNS = {
+    "_extra",
+    "address",
+    "blobs",
+    "empty_list",
+    "empty_map",
+    "lines",
+    "mixed",
+    "nested",
+    "nothing",
+    "numbers",
+    "scores",
+    "tags",
+}
 NUMBER_TEXT_COLUMNS = {"big", "tiny"}
 
 
@@ -329,22 +334,23 @@ def test_parquet_round_trip(compression: str | None) -> None:
     items = mixed_items()
     data = encode("parquet", [items[:7], items[7:25], items[25:]], compression=compression)
     table = read_parquet(data)
-    columns = union_columns(items)
+    columns = [*union_columns(items), "_extra"]
     assert table.column_names == columns
     assert parquet_view(table) == expected_parquet_rows(items, columns)
     types = {field.name: field.type for field in table.schema}
     assert types["n"] == pa.int64()
     assert types["count"] == pa.int64()
-    assert types["precise"] == pa.decimal128(29, 9)
-    assert types["amount"] == pa.decimal128(4, 2)
-    assert types["negative"] == pa.decimal128(8, 6)
+    assert types["precise"] == pa.decimal128(38, 9)
+    assert types["amount"] == pa.decimal128(38, 2)
+    assert types["negative"] == pa.decimal128(38, 6)
     assert types["big"] == pa.string()
     assert types["tiny"] == pa.string()
     assert types["raw"] == pa.binary()
     assert types["paid"] == pa.bool_()
-    assert types["nothing"] == pa.null()
+    assert types["nothing"] == pa.string()
     assert types["mixed"] == pa.string()
     assert types["tags"] == pa.string()
+    assert types["_extra"] == pa.string()
     precise = table.column("precise").to_pylist()
     assert precise[30] == PRECISE
     assert str(precise[30]) == "12345678901234567890.123456789"
@@ -368,9 +374,10 @@ def test_parquet_number_rule() -> None:
         "float": pa.float64(),
         "int64_edge": pa.int64(),
         "ints": pa.int64(),
-        "scaled": pa.decimal128(5, 2),
+        "scaled": pa.decimal128(38, 2),
         "too_wide": pa.string(),
-        "wide_int": pa.decimal128(19, 0),
+        "wide_int": pa.decimal128(38, 0),
+        "_extra": pa.string(),
     }
     assert table.to_pylist() == [
         {
@@ -380,6 +387,7 @@ def test_parquet_number_rule() -> None:
             "scaled": Decimal("1.50"),
             "too_wide": None,
             "wide_int": 2**63,
+            "_extra": None,
         },
         {
             "float": None,
@@ -388,6 +396,7 @@ def test_parquet_number_rule() -> None:
             "scaled": Decimal("-123.25"),
             "too_wide": None,
             "wide_int": 1,
+            "_extra": None,
         },
         {
             "float": 0.25,
@@ -396,37 +405,39 @@ def test_parquet_number_rule() -> None:
             "scaled": None,
             "too_wide": "1" * 30 + "." + "1" * 9,
             "wide_int": None,
+            "_extra": None,
         },
     ]
 
 
 def test_parquet_with_given_columns() -> None:
     items = edge_items()
-    table = read_parquet(encode("parquet", [items], columns=["precise", "pk", "absent"]))
-    assert table.column_names == ["precise", "pk", "absent"]
-    assert table.schema.field("absent").type == pa.null()
+    table = read_parquet(encode("parquet", [items], schema=plan_schema(items, columns=["precise", "pk", "absent"])))
+    assert table.column_names == ["precise", "pk", "absent", "_extra"]
+    assert table.schema.field("absent").type == pa.string()
     assert table.to_pylist() == [
-        {"precise": PRECISE, "pk": "edge#0", "absent": None},
-        {"precise": Decimal("-0.5"), "pk": "edge#1", "absent": None},
+        {"precise": PRECISE, "pk": "edge#0", "absent": None, "_extra": None},
+        {"precise": Decimal("-0.5"), "pk": "edge#1", "absent": None, "_extra": None},
     ]
 
 
-def test_parquet_empty_part_has_an_empty_schema() -> None:
-    table = read_parquet(encode("parquet", []))
+def test_parquet_empty_part_has_the_schema() -> None:
+    schema = plan_schema([{"pk": "a", "n": 1}])
+    table = read_parquet(encode("parquet", [], schema=schema))
     assert table.num_rows == 0
-    assert table.column_names == []
-    with_columns = read_parquet(encode("parquet", [], columns=["pk"]))
-    assert with_columns.num_rows == 0
-    assert with_columns.schema.field("pk").type == pa.null()
+    assert table.schema == arrow_schema(schema)
+    assert {field.name: field.type for field in table.schema} == {
+        "n": pa.int64(),
+        "pk": pa.string(),
+        "_extra": pa.string(),
+    }
 
 
-def test_parquet_spools_until_close() -> None:
+def test_parquet_bytes_written_are_the_file() -> None:
     sink = io.BytesIO()
-    encoder = open_encoder("parquet", sink, compression=None)
+    encoder = open_encoder("parquet", sink, compression=None, schema=plan_schema(mixed_items(10)))
     encoder.write_items(mixed_items(10))
-    spooled = encoder.bytes_written
-    assert spooled > 1000
-    assert sink.getvalue() == b""
+    assert encoder.bytes_written == len(sink.getvalue())
     encoder.close()
     assert encoder.bytes_written == len(sink.getvalue())
     assert sink.getvalue()[:4] == b"PAR1"
@@ -436,7 +447,7 @@ def test_parquet_without_pyarrow_names_the_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(ImportError) as error:
-        open_encoder("parquet", io.BytesIO(), compression=None)
+        open_encoder("parquet", io.BytesIO(), compression=None, schema=plan_schema([]))
     assert str(error.value) == (
         "file_format='parquet' needs pyarrow, which is not installed: pip install 'airflow-dynamoscan[parquet]'"
     )
@@ -444,10 +455,20 @@ def test_parquet_without_pyarrow_names_the_extra(monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize("file_format", ["jsonl", "csv", "parquet"])
 def test_nan_is_refused(file_format: str) -> None:
-    encoder = open_encoder(file_format, io.BytesIO(), compression=None)
+    schema = plan_schema([], columns=["n"]) if file_format != "jsonl" else None
+    encoder = open_encoder(file_format, io.BytesIO(), compression=None, schema=schema)
     with pytest.raises(ValueError, match="Cannot export the number NaN: DynamoDB numbers are finite"):
         encoder.write_items([{"n": Decimal("NaN")}])
         encoder.close()
+
+
+def test_schema_is_required_by_column_formats_only() -> None:
+    with pytest.raises(InvalidScanArgumentError, match="file_format='csv' needs schema"):
+        open_encoder("csv", io.BytesIO(), compression=None)
+    with pytest.raises(InvalidScanArgumentError, match="file_format='jsonl' takes no schema"):
+        open_encoder("jsonl", io.BytesIO(), compression=None, schema=plan_schema([]))
+    with pytest.raises(InvalidScanArgumentError, match="csv_formula_escaping=True is not allowed with file_format="):
+        open_encoder("parquet", io.BytesIO(), compression=None, schema=plan_schema([]), csv_formula_escaping=True)
 
 
 # --- properties -------------------------------------------------------------------------------------------------
@@ -463,7 +484,7 @@ numbers = st.one_of(dynamodb_numbers, st.integers(min_value=-(2**80), max_value=
 def test_every_number_survives_jsonl_csv_and_parquet(values: list[Decimal | int]) -> None:
     items = [{"n": value} for value in values]
     assert [row["n"] for row in read_jsonl(encode("jsonl", [items]))] == values
-    _, rows = read_csv(encode("csv", [items]), items)
+    _, rows = read_csv(encode("csv", [items], schema=plan_schema([], columns=["n"])), items)
     assert [Decimal(row["n"]) for row in rows] == values
     assert [row["n"] for row in rows] == [str(value) for value in values]
     column = read_parquet(encode("parquet", [items])).column("n")
