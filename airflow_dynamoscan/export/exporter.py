@@ -169,17 +169,23 @@ def export_pages(
                     csv_formula_escaping=csv_formula_escaping,
                     where=destination.child_uri(path),
                 )
-                while current is not None:
-                    page, offset = current
-                    offset += encoder.write_items(
-                        page.items[offset:] if offset else page.items, max_bytes=max_file_bytes
-                    )
-                    if offset < len(page.items):
-                        current = (page, offset)  # the part is full
-                        break
-                    segment = page.segment or 0
-                    progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None)
-                    current = next_page()
+                try:
+                    while current is not None:
+                        page, offset = current
+                        offset += encoder.write_items(
+                            page.items[offset:] if offset else page.items, max_bytes=max_file_bytes
+                        )
+                        if offset < len(page.items):
+                            current = (page, offset)  # the part is full
+                            break
+                        segment = page.segment or 0
+                        progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None)
+                        current = next_page()
+                except BaseException:
+                    # Released here, not by the garbage collector at some later moment (a Parquet writer's
+                    # finaliser then reports errors about a file that is long gone).
+                    encoder.discard()
+                    raise
                 encoder.close()
             part = {
                 "uri": destination.child_uri(path),

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import contextlib
 import csv
 import functools
 import gzip
@@ -378,6 +379,13 @@ class PartEncoder(abc.ABC):
         if not self._closed:
             self._closed = True
             self._finish()
+
+    def discard(self) -> None:
+        """Release the encoder of a part that is abandoned after an error; errors in finishing it are ignored."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self._finish()
 
     @abc.abstractmethod
     def _finish(self) -> None: ...

@@ -17,6 +17,7 @@ from airflow_dynamoscan.exceptions import (
     InvalidItemError,
     InvalidScanArgumentError,
     ScanRequestError,
+    SchemaMismatchError,
     TableNotFoundError,
     TransformError,
 )
@@ -47,6 +48,7 @@ _PERMANENT_ERRORS = (
     InvalidScanArgumentError,
     ParamValidationError,
     ScanRequestError,
+    SchemaMismatchError,
     TableNotFoundError,
     TransformError,
 )

@@ -20,6 +20,7 @@ from airflow_dynamoscan.exceptions import (
     InvalidScanArgumentError,
     RetriesExhaustedError,
     ScanRequestError,
+    SchemaMismatchError,
     TableNotFoundError,
     TransformError,
 )
@@ -163,3 +164,14 @@ def test_transient_errors_stay_retryable_after_the_request_retries(moto_table: N
 )
 def test_aws_error_codes_that_reach_an_operator_unconverted(code: str, permanent: bool) -> None:
     assert is_permanent_error(ClientError({"Error": {"Code": code, "Message": "m"}}, "Scan")) is permanent
+
+
+def test_an_item_that_does_not_fit_a_schema_without_extra_column_fails_the_task_at_once(
+    moto_table: None, tmp_path: Path
+) -> None:
+    schema = {"columns": [{"name": "pk", "type": "int64"}], "extra_column": None}
+    with pytest.raises(AirflowFailException) as failed:
+        export(tmp_path, file_format="parquet", schema=schema)({})
+    assert type(failed.value.__cause__) is SchemaMismatchError
+    assert "attribute 'pk' holds a str value, which does not fit its column of type 'int64'" in str(failed.value)
+    assert "4111" not in str(failed.value)
