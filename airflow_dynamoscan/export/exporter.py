@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
@@ -60,6 +60,7 @@ def export_pages(
     columns: Sequence[str] | None = None,
     checkpoint: ScanCheckpoint | None = None,
     replaces: Sequence[str] = (),
+    claim: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """
     Write the items of ``pages`` as parts ``{prefix}/part-00000{ext}``, ``{prefix}/part-00001{ext}``, ...
@@ -90,6 +91,8 @@ def export_pages(
         each part is committed, the checkpoint is updated and written at the destination.
     :param replaces: files deleted once the first page has arrived, before any other, e.g. the manifest of a
         complete export being overwritten
+    :param claim: called once the first page has arrived, before any file is deleted or written, e.g. to mark the
+        destination as this export's (see :mod:`~airflow_dynamoscan.export.ownership`)
     :return: ``{"items": int, "bytes": int, "parts": [{"uri", "path", "items", "bytes"}, ...]}``, ``path``
         being relative to the destination and ``bytes`` the exact size of the files.
     :raises InvalidScanArgumentError: an invalid format, compression, prefix, ``max_file_bytes`` or ``columns``.
@@ -121,6 +124,8 @@ def export_pages(
         pending = next(nonempty_pages, None)
         # Only now that DynamoDB has answered: a request it rejects (an invalid expression) leaves the files of an
         # earlier attempt, or of a complete export being overwritten, as they were.
+        if claim is not None:
+            claim()
         if replaces:
             destination.delete(replaces)
         if stale:
