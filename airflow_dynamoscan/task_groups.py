@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from airflow_dynamoscan.compat import TaskGroup, task
+from airflow_dynamoscan.export.destinations import normalize_destination
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
 from airflow_dynamoscan.scan.segments import DEFAULT_BYTES_PER_SEGMENT, MAX_TOTAL_SEGMENTS, validate_total_segments
@@ -66,15 +67,19 @@ def dynamodb_parallel_export(
     """
     Build a complete parallel export of a DynamoDB table as a TaskGroup of three tasks.
 
-    1. ``plan_segments``: the segment count, from the table's size (``total_segments="auto"``) or fixed;
+    1. ``plan_segments``: the segment count, from the table's size (``total_segments="auto"``) or fixed, and the
+       destination, normalised once here (an absolute path, or ``s3://bucket/prefix`` without a trailing slash);
+       a destination that is not allowed fails this task, before any scan;
     2. ``export_segment``: :class:`DynamoDBExportOperator` mapped once per segment (shown as ``segment 3/16``),
-       so the executor spreads the segments over its workers;
+       so the executor spreads the segments over its workers; each writes into the planned destination;
     3. ``write_manifest``: :class:`DynamoDBExportManifestOperator`, which checks that every segment reported
-       once and writes ``manifest.json`` last.
+       once, removes what is not the export's own and writes ``manifest.json`` last.
 
     :param group_id: the TaskGroup's id
     :param table_name: the DynamoDB table (templated)
-    :param destination: ``s3://bucket/prefix`` or a local directory (templated, e.g. with ``{{ ds }}``)
+    :param destination: ``s3://bucket/prefix`` or a local directory, in any spelling
+        :func:`~airflow_dynamoscan.export.destinations.normalize_destination` accepts (templated, e.g. with
+        ``{{ ds }}``)
     :param total_segments: ``"auto"`` (plan from the table's size) or a fixed count
     :param dest_aws_conn_id: the connection of an S3 destination (default: ``aws_conn_id``)
     :param bytes_per_segment: the planning rule for ``"auto"``: one segment per this many bytes (2 GiB)
@@ -87,8 +92,10 @@ def dynamodb_parallel_export(
     with TaskGroup(group_id=group_id) as group:
 
         @task(task_id="plan_segments")
-        def plan_segments(table_name: str, total_segments: int | str) -> list[dict[str, int]]:
-            return plan_export_segments(
+        def plan_segments(table_name: str, total_segments: int | str, destination: str) -> list[dict[str, Any]]:
+            # Once, here: every segment task and the manifest then see the same normalised destination.
+            normalised = normalize_destination(destination)
+            segments = plan_export_segments(
                 table_name,
                 total_segments,  # type: ignore[arg-type]
                 aws_conn_id=aws_conn_id,
@@ -98,12 +105,12 @@ def dynamodb_parallel_export(
                 bytes_per_segment=bytes_per_segment,
                 max_segments=max_mapped_segments,
             )
+            return [{**segment, "destination": normalised} for segment in segments]
 
-        plan = plan_segments(table_name, total_segments)
+        plan = plan_segments(table_name, total_segments, destination)
         export = DynamoDBExportOperator.partial(
             task_id="export_segment",
             table_name=table_name,
-            destination=destination,
             botocore_config=botocore_config,
             dest_aws_conn_id=dest_conn_id,
             map_index_template="segment {{ task.segment }}/{{ task.total_segments }}",
@@ -114,8 +121,7 @@ def dynamodb_parallel_export(
         ).expand_kwargs(plan)
         DynamoDBExportManifestOperator(
             task_id="write_manifest",
-            results=export.output,
-            destination=destination,
+            results=export.output,  # each names the planned destination
             table_name=table_name,
             dest_aws_conn_id=dest_conn_id,
             verify=verify,

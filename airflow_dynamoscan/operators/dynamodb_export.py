@@ -330,7 +330,7 @@ class DynamoDBExportManifestOperator(BaseOperator):
             )
         first = results[0]
         table_name = self.table_name or first["table_name"]
-        destination_uri = self.destination or first["destination"]
+        destination_uri: Any = first.get("destination") if self.destination is None else self.destination
         total_segments = self.total_segments or first["total_segments"]
         dest_aws_conn_id = (
             first.get("dest_aws_conn_id", "aws_default") if self.connection_from_results else self.dest_aws_conn_id
