@@ -10,6 +10,7 @@ the new export's parts and manifest. Tasks run as Airflow runs them: each with t
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from airflow_dynamoscan.export.ownership import MARKER_NAME
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
 from devtools.sample_data import create_table, put_items
 from tests.conftest import unique_table_name
+from tests.dags.conftest import airflow_db  # noqa: F401  (the metadata database of dag.test())
 from tests.integration.test_export_resume import ScanFailure, count_scans
 from tests.integration.test_user_destinations import by_pk, committed_paths, entries_under, files_under
 from tests.unit.export.readback import json_view, read_jsonl
@@ -265,3 +267,105 @@ def test_failed_overwrite_keeps_the_complete_export(
     assert snapshot(tmp_path) == before  # DynamoDB refused the first page: the complete export is untouched
     manifest, lines = read_back(tmp_path)
     assert (manifest["table_name"], lines) == (name_a, by_pk([json_view(item) for item in items_a]))
+
+
+# --- in Airflow: the task group's mapped tasks, a re-run of the same DAG run, a new DAG run -------------------------
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_dag_rerun_resumes_its_own_parts_and_a_new_run_is_refused(
+    tables: dict[str, tuple[str, list[dict[str, Any]]]], tmp_path: Path
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.types import DagRunType
+
+    from tests.dags.test_example_transform_aggregate_dags import load_dag, task_states
+
+    name, items = tables["a"]
+    dag = load_dag("example_dynamodb_parallel_export.py", "example_dynamodb_parallel_export")
+    conf = {"table_name": name, "destination": str(tmp_path), "total_segments": 3, "file_format": "jsonl"}
+    when = datetime(2026, 11, 27, 6, tzinfo=timezone.utc)
+    root = tmp_path / name / "2026-11-27"
+    # An earlier attempt of this very DAG run exported segment 1, then the run was cleared and run again.
+    run_id = DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=when, run_after=when)
+    earlier = DynamoDBExportOperator(
+        task_id="export_segment",
+        table_name=name,
+        destination=str(root),
+        segment=1,
+        total_segments=3,
+        compression="gzip",
+    ).execute({"ti": SimpleNamespace(dag_id=dag.dag_id, run_id=run_id, task_id="export_orders.export_segment")})
+
+    run = dag.test(logical_date=when, run_after=when, run_conf=conf)
+    assert run.state == "success" and run.run_id == run_id
+    manifest = json.loads((root / MANIFEST_NAME).read_text())
+    assert manifest["segments"][1]["parts"][0]["path"] == earlier["parts"][0]["path"]
+    lines = [
+        line for path in committed_paths(manifest) for line in read_jsonl(gzip.decompress((root / path).read_bytes()))
+    ]
+    assert by_pk(lines) == by_pk([json_view(item) for item in items])
+    assert_committed_holds_only_its_own(root, manifest)
+
+    # A new DAG run on the same day writes into the same destination: refused, the committed export untouched.
+    before = snapshot(root)
+    later = when + timedelta(hours=1)
+    refused = dag.test(logical_date=later, run_after=later, run_conf=conf)
+    assert refused.state == "failed"
+    states = {(task, map_index): state for task, map_index, state, _ in task_states(refused)}
+    assert {states[("export_orders.export_segment", n)] for n in range(3)} == {"failed"}
+    assert states[("export_orders.write_manifest", -1)] == "upstream_failed"
+    assert snapshot(root) == before
+
+
+# --- on S3 ----------------------------------------------------------------------------------------------------------
+
+
+def test_s3_prefix_is_owned_too(moto_connection_env: str) -> None:
+    from moto import mock_aws
+
+    from tests.conftest import make_client
+    from tests.integration.test_user_destinations import BUCKET, s3_objects
+
+    with mock_aws():
+        make_client(service="s3").create_bucket(Bucket=BUCKET)
+        for table, count in (("orders", 60), ("customers", 40)):
+            create_table(make_client(), table)
+            put_items(make_client(), table, [{"pk": f"{table}#{n:03d}", "n": n} for n in range(count)], threads=1)
+        destination = f"s3://{BUCKET}/exports/daily/"
+
+        def run(table: str, total_segments: int, run_id: str, **kwargs: Any) -> list[dict[str, Any]]:
+            return [
+                DynamoDBExportOperator(
+                    task_id="export_segment",
+                    table_name=table,
+                    destination=destination,
+                    segment=segment,
+                    total_segments=total_segments,
+                    **kwargs,
+                ).execute(context(run_id))
+                for segment in range(total_segments)
+            ]
+
+        commit(run("orders", 5, "r1"))
+        before = s3_objects("exports/daily/")
+        with pytest.raises(DestinationError) as error:
+            run("customers", 3, "r2")
+        assert str(error.value).startswith(
+            f"Table 'customers': destination s3://{BUCKET}/exports/daily already holds a complete export of table "
+            "'orders' as jsonl, 5 segments"
+        )
+        assert s3_objects("exports/daily/") == before
+
+        summary = commit(run("customers", 3, "r2", overwrite=True))
+        objects = s3_objects("exports/daily/")
+        manifest = json.loads(objects[f"exports/daily/{MANIFEST_NAME}"])
+        assert sorted(objects) == sorted(
+            f"exports/daily/{path}" for path in [MANIFEST_NAME, *committed_paths(manifest)]
+        )
+        assert all(path.split("/")[0].endswith("-of-00003") for path in committed_paths(manifest))
+        lines = [line for path in committed_paths(manifest) for line in read_jsonl(objects[f"exports/daily/{path}"])]
+        assert sorted(line["pk"] for line in lines) == [f"customers#{n:03d}" for n in range(40)]
+        assert summary["items"] == 40
