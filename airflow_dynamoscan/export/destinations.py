@@ -108,6 +108,11 @@ class Destination(abc.ABC):
         :raises DestinationError: a file cannot be deleted.
         """
 
+    @staticmethod
+    def _listed(relative_prefix: str) -> str:
+        """How an error names what it could not list: ``'segment-00001-of-00004/'``, or the whole destination."""
+        return repr(relative_prefix) if relative_prefix else "its files"
+
     def _check_name(self, relative: str) -> str:
         if not isinstance(relative, str) or not relative or relative.startswith("/") or _bad_name_components(relative):
             raise InvalidScanArgumentError(
@@ -142,9 +147,10 @@ class LocalDestination(Destination):
     def _path(self, relative: str) -> str:
         return os.path.join(self.root, *self._check_name(relative).split("/"))
 
-    def _error(self, action: str, relative: str, error: OSError) -> DestinationError:
+    def _error(self, action: str, relative: str, error: OSError, *, what: str | None = None) -> DestinationError:
         reason = error.strerror or str(error)
-        return DestinationError(f"Destination {self.uri!r}: cannot {action} {relative!r}: {reason} ({error}).")
+        what = repr(relative) if what is None else what
+        return DestinationError(f"Destination {self.uri!r}: cannot {action} {what}: {reason} ({error}).")
 
     @contextlib.contextmanager
     def _open_part(self, relative: str) -> Iterator[IO[bytes]]:
@@ -203,7 +209,7 @@ class LocalDestination(Destination):
 
         def refuse(error: OSError) -> None:
             if not isinstance(error, FileNotFoundError):
-                raise self._error("list", relative_prefix, error) from error
+                raise self._error("list", relative_prefix, error, what=self._listed(relative_prefix)) from error
 
         names: builtins.list[str] = []
         for folder, _, files in os.walk(start, onerror=refuse):
@@ -255,8 +261,9 @@ class S3Destination(Destination):
     def _key(self, relative: str) -> str:
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
-    def _error(self, action: str, relative: str, error: Exception) -> DestinationError:
-        return DestinationError(f"Destination {self.uri!r}: cannot {action} {relative!r}: {error}")
+    def _error(self, action: str, relative: str, error: Exception, *, what: str | None = None) -> DestinationError:
+        what = repr(relative) if what is None else what
+        return DestinationError(f"Destination {self.uri!r}: cannot {action} {what}: {error}")
 
     @contextlib.contextmanager
     def _open_part(self, relative: str) -> Iterator[IO[bytes]]:
@@ -317,7 +324,7 @@ class S3Destination(Destination):
             ):
                 names.extend(entry["Key"][len(root) :] for entry in page.get("Contents", []))
         except _S3_ERRORS as error:
-            raise self._error("list", relative_prefix, error) from error
+            raise self._error("list", relative_prefix, error, what=self._listed(relative_prefix)) from error
         return sorted(names)
 
     def delete(self, relative_names: Iterable[str]) -> None:

@@ -700,10 +700,9 @@ def test_destination_under_a_regular_file_is_a_clear_error(small_table: str, tmp
     target = tmp_path / "blocker" / "export"
     destination = f"file://{target}" if as_uri else str(target)
     error = raised(lambda: export(small_table, destination), DestinationError)
-    folder = target / "segment-00000-of-00001"
     assert str(error) == (
-        f"Destination {str(target)!r}: cannot list 'segment-00000-of-00001/': Not a directory "
-        f"([Errno 20] Not a directory: {str(folder)!r})."
+        f"Destination {str(target)!r}: cannot list its files: Not a directory "
+        f"([Errno 20] Not a directory: {str(target)!r})."
     )
     assert files_at(tmp_path) == {"blocker": BLOCKER}
 
@@ -731,7 +730,7 @@ def test_manifest_to_a_destination_under_a_regular_file_is_a_clear_error(small_t
     }
     error = raised(lambda: commit([result]), DestinationError)
     assert str(error) == (
-        f"Destination {str(target)!r}: cannot write 'manifest.json': Not a directory "
+        f"Destination {str(target)!r}: cannot list its files: Not a directory "
         f"([Errno 20] Not a directory: {str(target)!r})."
     )
     assert files_at(tmp_path) == {"blocker": BLOCKER}
@@ -745,7 +744,7 @@ def test_manifest_to_a_destination_under_a_regular_file_is_a_clear_error(small_t
         ("ftp://host/exports", "the scheme 'ftp' is not supported"),
         ("file://otherhost/exports", "file:// URIs name no host other than localhost, not 'otherhost'"),
         ("s3://bad_bucket!/exports", "'bad_bucket!' is not a bucket name"),
-        ("s3://bucket/exports/../other", "the key prefix has an empty, '.' or '..' part"),
+        ("s3://bucket/exports/../other", "the key prefix has a '.' or '..' part"),
     ],
     ids=["empty", "blank", "scheme", "file-host", "bucket-name", "dot-dot"],
 )
@@ -772,8 +771,8 @@ def complete_export(small_table: str, tmp_path: Path) -> tuple[Path, dict[str, b
 
 def complete_export_message(table: str, destination: Path) -> str:
     return (
-        f"Table {table!r}: destination {destination} already holds a complete export (manifest.json is there); "
-        "choose another destination or pass overwrite=True."
+        f"Table {table!r}: destination {destination} already holds a complete export of table {table!r} as jsonl, "
+        "1 segment (manifest.json is there); choose another destination or pass overwrite=True to replace it."
     )
 
 
@@ -812,8 +811,9 @@ def test_overwrite_does_not_leave_a_manifest_that_lists_deleted_parts(
 ) -> None:
     destination, _ = complete_export
     export(small_table, destination, overwrite=True, file_format="csv")
-    # The export is not complete again until the manifest task commits it: no manifest may claim otherwise.
-    assert sorted(files_at(destination)) == ["segment-00000-of-00001/part-00000.csv"]
+    # The export is not complete again until the manifest task commits it: no manifest may claim otherwise. Its
+    # marker names it as the destination's owner until then.
+    assert sorted(files_at(destination)) == ["_export.json", "segment-00000-of-00001/part-00000.csv"]
 
 
 def test_failed_overwrite_leaves_the_complete_export_as_it_was(
