@@ -159,8 +159,8 @@ def test_s3_credential_errors_name_no_credentials(monkeypatch: pytest.MonkeyPatc
     with enable_iam_authentication():
         error = raised(lambda: export(f"s3://{BUCKET}/x", dest_aws_conn_id="aws_dest"), DestinationError)
     assert str(error) == (
-        f"Destination 's3://{BUCKET}/x': cannot look up 'manifest.json': An error occurred (InvalidAccessKeyId) when "
-        "calling the HeadObject operation: The AWS Access Key Id you provided does not exist in our records."
+        f"Destination 's3://{BUCKET}/x': cannot list its files: An error occurred (InvalidAccessKeyId) when "
+        "calling the ListObjectsV2 operation: The AWS Access Key Id you provided does not exist in our records."
     )
     chain = [error, error.__cause__]
     assert all(secret not in text for secret in (login, password) for item in chain for text in (str(item), repr(item)))
