@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from airflow_dynamoscan.compat import TaskGroup, conf, task
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
+from airflow_dynamoscan.export.destinations import normalize_destination
 from airflow_dynamoscan.export.formats import uses_schema
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.base import fail_fast
@@ -133,15 +134,20 @@ def dynamodb_parallel_export(
     """
     Build a complete parallel export of a DynamoDB table as a TaskGroup of three tasks.
 
-    1. ``plan_segments``: the segment count, from the table's size (``total_segments="auto"``) or fixed;
+    1. ``plan_segments``: the segment count, from the table's size (``total_segments="auto"``) or fixed, and the
+       destination, normalised once here (an absolute path, or ``s3://bucket/prefix`` without a trailing slash);
+       a destination that is not allowed fails this task, before any scan;
     2. ``export_segment``: :class:`DynamoDBExportOperator` mapped once per segment (shown as ``segment 3 of
-       16``), so the executor spreads the segments over its workers;
+       16``), so the executor spreads the segments over its workers; each writes into the planned destination;
     3. ``write_manifest``: :class:`DynamoDBExportManifestOperator`, which checks that every segment reported
-       once, writes ``manifest.json`` last and then records an event of each asset in ``outlets``.
+       once, removes what is not the export's own, writes ``manifest.json`` last and then records an event of
+       each asset in ``outlets``.
 
     :param group_id: the TaskGroup's id
     :param table_name: the DynamoDB table (templated)
-    :param destination: ``s3://bucket/prefix`` or a local directory (templated, e.g. with ``{{ ds }}``)
+    :param destination: ``s3://bucket/prefix`` or a local directory, in any spelling
+        :func:`~airflow_dynamoscan.export.destinations.normalize_destination` accepts (templated, e.g. with
+        ``{{ ds }}``)
     :param total_segments: ``"auto"`` (plan from the table's size) or a fixed count
     :param dest_aws_conn_id: the connection of an S3 destination (default: ``aws_conn_id``)
     :param bytes_per_segment: the planning rule for ``"auto"``: one segment per this many bytes (2 GiB)
@@ -164,11 +170,14 @@ def dynamodb_parallel_export(
         def plan_segments(
             table_name: str,
             total_segments: int | str,
+            destination: str,
             file_format: str,
             scan_kwargs: dict[str, Any] | None,
             columns: list[str] | None,
         ) -> list[dict[str, Any]]:
-            return fail_fast(plan_export_segments)(
+            # Once, here: every segment task and the manifest then see the same normalised destination.
+            normalised = fail_fast(normalize_destination)(destination)
+            segments = fail_fast(plan_export_segments)(
                 table_name,
                 total_segments,  # type: ignore[arg-type]
                 aws_conn_id=aws_conn_id,
@@ -182,10 +191,12 @@ def dynamodb_parallel_export(
                 columns=columns,
                 plan_schema=export_kwargs.get("schema") is None,
             )
+            return [{**segment, "destination": normalised} for segment in segments]
 
         plan = plan_segments(
             table_name,
             total_segments,
+            destination,
             export_kwargs.get("file_format", "jsonl"),
             export_kwargs.get("scan_kwargs"),
             export_kwargs.get("columns"),
@@ -193,7 +204,6 @@ def dynamodb_parallel_export(
         export = DynamoDBExportOperator.partial(
             task_id="export_segment",
             table_name=table_name,
-            destination=destination,
             botocore_config=botocore_config,
             dest_aws_conn_id=dest_conn_id,
             map_index_template="segment {{ task.segment }} of {{ task.total_segments }}",
@@ -205,8 +215,7 @@ def dynamodb_parallel_export(
         ).expand_kwargs(plan)
         DynamoDBExportManifestOperator(
             task_id="write_manifest",
-            results=export.output,
-            destination=destination,
+            results=export.output,  # each names the planned destination
             table_name=table_name,
             dest_aws_conn_id=dest_conn_id,
             verify=verify,

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from airflow_dynamoscan.export.destinations import Destination, LocalDestination, S3Destination, open_destination
+from airflow_dynamoscan.export.destinations import (
+    Destination,
+    LocalDestination,
+    S3Destination,
+    normalize_destination,
+    open_destination,
+)
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import (
     DEFAULT_PARQUET_COMPRESSION,
@@ -45,6 +51,7 @@ __all__ = [
     "encode_json",
     "export_pages",
     "needs_attribute_values",
+    "normalize_destination",
     "open_destination",
     "open_encoder",
     "parse_schema",

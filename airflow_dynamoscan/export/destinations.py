@@ -37,6 +37,7 @@ _S3_ERRORS = (ClientError, BotoCoreError, S3UploadFailedError)
 _S3_DELETE_BATCH = 1000
 _BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
 _ALLOWED_DESTINATIONS = "s3://bucket/prefix, a local directory path, or file:///absolute/path"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 def _bad_name_components(name: str) -> bool:
@@ -107,6 +108,11 @@ class Destination(abc.ABC):
         :raises DestinationError: a file cannot be deleted.
         """
 
+    @staticmethod
+    def _listed(relative_prefix: str) -> str:
+        """How an error names what it could not list: ``'segment-00001-of-00004/'``, or the whole destination."""
+        return repr(relative_prefix) if relative_prefix else "its files"
+
     def _check_name(self, relative: str) -> str:
         if not isinstance(relative, str) or not relative or relative.startswith("/") or _bad_name_components(relative):
             raise InvalidScanArgumentError(
@@ -141,9 +147,10 @@ class LocalDestination(Destination):
     def _path(self, relative: str) -> str:
         return os.path.join(self.root, *self._check_name(relative).split("/"))
 
-    def _error(self, action: str, relative: str, error: OSError) -> DestinationError:
+    def _error(self, action: str, relative: str, error: OSError, *, what: str | None = None) -> DestinationError:
         reason = error.strerror or str(error)
-        return DestinationError(f"Destination {self.uri!r}: cannot {action} {relative!r}: {reason} ({error}).")
+        what = repr(relative) if what is None else what
+        return DestinationError(f"Destination {self.uri!r}: cannot {action} {what}: {reason} ({error}).")
 
     @contextlib.contextmanager
     def _open_part(self, relative: str) -> Iterator[IO[bytes]]:
@@ -202,7 +209,7 @@ class LocalDestination(Destination):
 
         def refuse(error: OSError) -> None:
             if not isinstance(error, FileNotFoundError):
-                raise self._error("list", relative_prefix, error) from error
+                raise self._error("list", relative_prefix, error, what=self._listed(relative_prefix)) from error
 
         names: builtins.list[str] = []
         for folder, _, files in os.walk(start, onerror=refuse):
@@ -213,7 +220,12 @@ class LocalDestination(Destination):
         return sorted(names)
 
     def delete(self, relative_names: Iterable[str]) -> None:
-        """See :meth:`Destination.delete`."""
+        """
+        See :meth:`Destination.delete`; a folder under the root left empty goes too, as it would on S3.
+
+        The root itself stays, so the destination remains a directory.
+        """
+        folders: set[str] = set()
         for relative in relative_names:
             try:
                 os.unlink(self._path(relative))
@@ -221,6 +233,14 @@ class LocalDestination(Destination):
                 continue
             except OSError as error:
                 raise self._error("delete", relative, error) from error
+            folder = relative.rpartition("/")[0]
+            while folder:
+                folders.add(folder)
+                folder = folder.rpartition("/")[0]
+        # Deepest first, so that a parent is empty once its children are gone; a folder still holding files stays.
+        for folder in sorted(folders, key=lambda name: name.count("/"), reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(self._path(folder))
 
 
 class S3Destination(Destination):
@@ -241,8 +261,9 @@ class S3Destination(Destination):
     def _key(self, relative: str) -> str:
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
-    def _error(self, action: str, relative: str, error: Exception) -> DestinationError:
-        return DestinationError(f"Destination {self.uri!r}: cannot {action} {relative!r}: {error}")
+    def _error(self, action: str, relative: str, error: Exception, *, what: str | None = None) -> DestinationError:
+        what = repr(relative) if what is None else what
+        return DestinationError(f"Destination {self.uri!r}: cannot {action} {what}: {error}")
 
     @contextlib.contextmanager
     def _open_part(self, relative: str) -> Iterator[IO[bytes]]:
@@ -303,7 +324,7 @@ class S3Destination(Destination):
             ):
                 names.extend(entry["Key"][len(root) :] for entry in page.get("Contents", []))
         except _S3_ERRORS as error:
-            raise self._error("list", relative_prefix, error) from error
+            raise self._error("list", relative_prefix, error, what=self._listed(relative_prefix)) from error
         return sorted(names)
 
     def delete(self, relative_names: Iterable[str]) -> None:
@@ -323,42 +344,87 @@ class S3Destination(Destination):
                 raise DestinationError(f"Destination {self.uri!r}: cannot delete {len(errors)} file(s): {failed}")
 
 
-def open_destination(uri: str, *, s3_client: S3Client | None = None) -> Destination:
+def normalize_destination(text: str) -> str:
     """
-    Return the destination at ``uri``.
+    Return the one spelling of the destination ``text`` that the package compares, stores and prints.
 
-    :param uri: ``s3://bucket/prefix`` (or ``s3://bucket``), a local directory path, or ``file:///absolute/path``
-    :param s3_client: a boto3 ``s3`` client, needed for an ``s3://`` URI
-    :raises InvalidScanArgumentError: naming the parameter ``destination``: an empty or malformed URI, an
-        unsupported scheme, or an ``s3://`` URI without ``s3_client``.
-    :raises DestinationError: a local path that exists and is not a directory.
+    ``s3://bucket/prefix`` without a trailing slash (``s3://bucket`` for a bucket's root), or an absolute local
+    path without a trailing slash. Applying it again returns the same text. Accepted spellings:
+
+    - ``s3://bucket/prefix``, ``s3://bucket/prefix/``, ``s3://bucket``, ``S3://bucket/prefix`` (the scheme in any
+      case); runs of slashes in the key prefix count as one (``s3://bucket/a//b/`` is ``s3://bucket/a/b``);
+    - a local path, absolute or relative to the working directory (``out/exports``), with ``~`` for the home
+      directory, trailing or doubled slashes, ``.`` and ``..`` parts, resolved where this function runs;
+    - ``file:///absolute/path``, ``file://localhost/absolute/path`` and ``file:/absolute/path`` (percent-escapes
+      decoded); a relative path is written without ``file:``.
+
+    Surrounding whitespace is ignored.
+
+    :param text: the destination as the user wrote it (after templating)
+    :return: the normalised destination
+    :raises InvalidScanArgumentError: naming the parameter ``destination`` and what is allowed: an empty value or
+        not a string, an ``s3://`` URI without a valid bucket name or with a ``.``/``..`` key part, a ``file:``
+        URI with a host or a relative path, or another scheme (``http://``, ``gs://``, ...).
     """
 
     def refuse(reason: str) -> InvalidScanArgumentError:
         return InvalidScanArgumentError(
-            f"destination={uri!r} is not allowed: {reason}; allowed: {_ALLOWED_DESTINATIONS}."
+            f"destination={text!r} is not allowed: {reason}; allowed: {_ALLOWED_DESTINATIONS}."
         )
 
-    if not isinstance(uri, str) or not uri.strip():
+    if not isinstance(text, str):
+        raise refuse(f"it is a {type(text).__name__}, not text")
+    if not text.strip():
         raise refuse("it is empty")
-    if "://" not in uri:
-        return LocalDestination(uri)
-    parts = urlsplit(uri)
-    if parts.scheme == "s3":
-        bucket, _, prefix = uri[len("s3://") :].partition("/")
-        prefix = prefix.strip("/")
+    stripped = text.strip()
+    scheme = _SCHEME.match(stripped)
+    if scheme is None:
+        return _local_path(stripped)
+    name = scheme.group(1).lower()
+    if name == "s3" and stripped[scheme.end() : scheme.end() + 2] == "//":
+        bucket, _, prefix = stripped[scheme.end() + 2 :].partition("/")
         if not _BUCKET_NAME.match(bucket):
             raise refuse(f"{bucket!r} is not a bucket name")
+        prefix = "/".join(component for component in prefix.split("/") if component)
         if prefix and _bad_name_components(prefix):
-            raise refuse("the key prefix has an empty, '.' or '..' part")
-        if s3_client is None:
-            raise refuse("an s3:// destination needs an S3 client (s3_client)")
-        return S3Destination(bucket, prefix, s3_client)
-    if parts.scheme == "file":
+            raise refuse("the key prefix has a '.' or '..' part")
+        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    if name == "s3":
+        raise refuse("an S3 destination is written s3://bucket/prefix")
+    if name == "file":
+        parts = urlsplit(stripped)
         if parts.netloc not in ("", "localhost"):
             raise refuse(f"file:// URIs name no host other than localhost, not {parts.netloc!r}")
         path = unquote(parts.path)
         if not path.startswith("/"):
-            raise refuse("a file:// URI needs an absolute path")
-        return LocalDestination(path)
-    raise refuse(f"the scheme {parts.scheme!r} is not supported")
+            raise refuse("a file: URI needs an absolute path (file:///path); write a relative path without file:")
+        return _local_path(path)
+    raise refuse(f"the scheme {name!r} is not supported")
+
+
+def _local_path(path: str) -> str:
+    # abspath also normalises: "a//b/./c/" -> "a/b/c"; POSIX keeps a leading "//", which is the same as "/" here.
+    normalised = os.path.abspath(os.path.expanduser(path))
+    return "/" + normalised.lstrip("/") if normalised.startswith("//") else normalised
+
+
+def open_destination(uri: str, *, s3_client: S3Client | None = None) -> Destination:
+    """
+    Return the destination at ``uri``, normalised by :func:`normalize_destination` (its ``uri`` is that form).
+
+    :param uri: ``s3://bucket/prefix`` (or ``s3://bucket``), a local directory path, or ``file:///absolute/path``
+    :param s3_client: a boto3 ``s3`` client, needed for an ``s3://`` URI
+    :raises InvalidScanArgumentError: naming the parameter ``destination``: see :func:`normalize_destination`, or
+        an ``s3://`` URI without ``s3_client``.
+    :raises DestinationError: a local path that exists and is not a directory.
+    """
+    normalised = normalize_destination(uri)
+    if not normalised.startswith("s3://"):
+        return LocalDestination(normalised)
+    if s3_client is None:
+        raise InvalidScanArgumentError(
+            f"destination={uri!r} is not allowed: an s3:// destination needs an S3 client (s3_client); "
+            f"allowed: {_ALLOWED_DESTINATIONS}."
+        )
+    bucket, _, prefix = normalised[len("s3://") :].partition("/")
+    return S3Destination(bucket, prefix, s3_client)

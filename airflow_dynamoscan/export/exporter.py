@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
@@ -69,6 +69,7 @@ def export_pages(
     csv_formula_escaping: bool = False,
     checkpoint: ScanCheckpoint | None = None,
     replaces: Sequence[str] = (),
+    claim: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """
     Write the items of ``pages`` as parts ``{prefix}/part-00000{ext}``, ``{prefix}/part-00001{ext}``, ...
@@ -108,6 +109,8 @@ def export_pages(
         ended within that page holds) and is written at the destination.
     :param replaces: files deleted once the first page has arrived, before any other, e.g. the manifest of a
         complete export being overwritten
+    :param claim: called once the first page has arrived, before any file is deleted or written, e.g. to mark the
+        destination as this export's (see :mod:`~airflow_dynamoscan.export.ownership`)
     :return: ``{"items": int, "bytes": int, "parts": [{"uri", "path", "items", "bytes"}, ...]}``, ``path``
         being relative to the destination and ``bytes`` the exact size of the files, and for ``csv`` and
         ``parquet`` ``"schema"``, the JSON form of the parts' schema.
@@ -152,6 +155,8 @@ def export_pages(
         # earlier attempt, or of a complete export being overwritten, as they were.
         if uses_schema(file_format) and export_schema is None:
             export_schema = plan_schema(current[0].items if current else (), columns=columns)
+        if claim is not None:
+            claim()
         if replaces:
             destination.delete(replaces)
         if stale:

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_dynamoscan.exceptions import DynamoScanError, IncompleteExportError, InvalidScanArgumentError
-from airflow_dynamoscan.export.destinations import Destination
+from airflow_dynamoscan.export.destinations import Destination, normalize_destination
+from airflow_dynamoscan.export.ownership import remove_marker, remove_stale_files
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,10 @@ def _check_result(
             f"Table {table_name!r}: export result #{index} is for table {result['table_name']!r}, not this one."
         )
     for key, expected in export.items():
-        if key in result and result[key] != expected:
+        reported = result.get(key)
+        if key == "destination" and isinstance(reported, str):
+            reported = normalize_destination(reported)
+        if key in result and reported != expected:
             raise IncompleteExportError(
                 f"Table {table_name!r}: export result #{index} has {key}={result[key]!r:.300}, but the export has "
                 f"{key}={expected!r:.300}."
@@ -117,7 +121,8 @@ def build_manifest(
         of the first result), ``started_at`` and ``finished_at`` (ISO 8601). A whole-table export in one task may give
         ``segment`` and ``total_segments`` as ``None``: it counts as segment 0 of 1.
     :param table_name: the exported table
-    :param destination_uri: the root of the export
+    :param destination_uri: the root of the export, compared with the results' in its normalised form (see
+        :func:`~airflow_dynamoscan.export.destinations.normalize_destination`), which the manifest records
     :param file_format: the parts' file format
     :param compression: the parts' compression
     :param total_segments: the segment count of the scan (``None``: 1)
@@ -132,10 +137,11 @@ def build_manifest(
         ``finished_at`` and ``parts``.
     :raises IncompleteExportError: naming the table: a segment is missing, reported twice or out of range, or a
         result is for another table, segment count, destination, format, compression or schema, or is malformed.
-    :raises InvalidScanArgumentError: a time that is not ISO 8601.
+    :raises InvalidScanArgumentError: a time that is not ISO 8601, or a destination that is not allowed.
     """
     total = 1 if total_segments is None else total_segments
     results = list(results)
+    destination_uri = normalize_destination(destination_uri)
     export = {"destination": destination_uri, "file_format": file_format, "compression": compression}
     # Every part of one export has one schema (CSV header, Parquet schema): a result with another is refused.
     layout = {
@@ -225,3 +231,25 @@ def read_manifest(destination: Destination) -> dict[str, Any] | None:
     if not isinstance(manifest, dict):
         raise DynamoScanError(f"{destination.child_uri(MANIFEST_NAME)} is not a JSON object.")
     return manifest
+
+
+def commit_export(destination: Destination, manifest: Mapping[str, Any]) -> str:
+    """
+    Commit a checked export: delete what is not its own, write its manifest, then remove its marker.
+
+    The files of the export layout that ``manifest`` does not list go first (the parts of an export this one
+    overwrote, leftover checkpoints, files of interrupted writes; see
+    :func:`~airflow_dynamoscan.export.ownership.remove_stale_files`), so once ``manifest.json`` is there the
+    destination holds exactly the manifest's parts and the manifest. Run again after a failure, it finishes the
+    job: every step can be repeated.
+
+    :param destination: the export's destination
+    :param manifest: from :func:`build_manifest`
+    :return: the manifest's URI.
+    :raises DestinationError: a file cannot be listed, deleted or written.
+    """
+    parts = [part["path"] for segment in manifest["segments"] for part in segment["parts"]]
+    remove_stale_files(destination, parts)
+    uri = write_manifest(destination, manifest)
+    remove_marker(destination)
+    return uri

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_dynamoscan.compat import BaseOperator
-from airflow_dynamoscan.exceptions import DestinationError, InvalidScanArgumentError
+from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.export.checkpoint import (
     ScanCheckpoint,
     delete_checkpoint,
     export_fingerprint,
     read_checkpoint,
 )
-from airflow_dynamoscan.export.destinations import Destination, open_destination
+from airflow_dynamoscan.export.destinations import Destination, normalize_destination, open_destination
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, uses_schema, validate_columns, validate_format
-from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, write_manifest
+from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, commit_export
+from airflow_dynamoscan.export.ownership import ExportIdentity, check_destination_owner, write_marker
 from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
 from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator, FailFastMixin
@@ -84,10 +85,23 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def _run_of(context: Any) -> str | None:
+    """``dag_id/run_id/task_id`` of the running task: the same for its mapped instances and its tries."""
+    task_instance = context.get("ti") if isinstance(context, Mapping) else None
+    if task_instance is None:
+        return None
+    return f"{task_instance.dag_id}/{task_instance.run_id}/{task_instance.task_id}"
+
+
 def open_export_destination(uri: str, dest_aws_conn_id: str | None, *, verify: bool | str | None = None) -> Destination:
-    """Return the destination at ``uri``; an ``s3://`` one uses the S3 client of ``dest_aws_conn_id``."""
+    """
+    Return the destination at ``uri``, normalised; an ``s3://`` one uses the S3 client of ``dest_aws_conn_id``.
+
+    :raises InvalidScanArgumentError: a destination that is not allowed (see
+        :func:`~airflow_dynamoscan.export.destinations.normalize_destination`), before any connection is made.
+    """
     s3_client = None
-    if isinstance(uri, str) and uri.startswith("s3://"):
+    if normalize_destination(uri).startswith("s3://"):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         s3_client = S3Hook(aws_conn_id=dest_aws_conn_id, verify=verify).get_conn()
@@ -107,8 +121,11 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
     instead of adding to them. Numbers keep every digit in every format.
 
     :param table_name: the DynamoDB table (templated)
-    :param destination: ``s3://bucket/prefix``, a local directory or ``file:///path`` (templated, e.g.
-        ``s3://bucket/exports/{{ ds }}``)
+    :param destination: ``s3://bucket/prefix``, a local directory (absolute, relative or with ``~``) or
+        ``file:///path`` (templated, e.g. ``s3://bucket/exports/{{ ds }}``); normalised once when the task starts
+        (no trailing slash, an absolute path: see
+        :func:`~airflow_dynamoscan.export.destinations.normalize_destination`), and only that form is used,
+        stored and returned
     :param file_format: ``"jsonl"`` (default), ``"dynamodb_json"``, ``"csv"`` or ``"parquet"``
     :param compression: ``"gzip"`` or ``None`` for the text formats; ``"snappy"`` (default), ``"zstd"``,
         ``"gzip"`` or ``"none"`` for Parquet
@@ -129,7 +146,12 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         with ``=``, ``+``, ``-``, ``@``, a tab, a carriage return or ``'``, so spreadsheets show them as text
         (remove one leading ``'`` to read the value back). Default ``False``: the values stay exactly as stored,
         as the programs that read exports expect; turn it on for files people open in a spreadsheet.
-    :param overwrite: write even if the destination already holds a complete export (a ``manifest.json``)
+    :param overwrite: replace what the destination holds of another export: a complete one (``manifest.json``)
+        or the unfinished export of another table, format, compression, segment count or Airflow run. Without it
+        such a destination is refused before the scan. The other export stays readable until this one's first
+        page arrives (then its manifest goes); its remaining files are deleted when this export is committed.
+        Files that no export writes are never deleted: a destination holding them is refused either way (see
+        :mod:`~airflow_dynamoscan.export.ownership`).
     :param resume: a retry continues from the checkpoint the failed try left (``_checkpoints/`` at the
         destination, written after each part): it keeps the committed parts and reads only what they do not hold
         (default). ``False`` starts afresh.
@@ -139,8 +161,9 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
     ``fast_decoding`` are those of :class:`~airflow_dynamoscan.operators.base.DynamoDBScanBaseOperator`.
 
     Returns (XCom) a small dict: ``table_name``, ``segment``, ``total_segments``, ``items``, ``bytes``,
-    ``parts`` (URI, path and item count of each), ``destination``, ``file_format``, ``compression`` and the
-    ``started_at``/``finished_at`` times. A whole-table export reports itself as segment 0 of 1. Also ``retries``
+    ``parts`` (URI, path and item count of each), ``destination`` (normalised), ``file_format``, ``compression``,
+    ``dest_aws_conn_id`` (so that the manifest task uses the same connection) and the ``started_at``/``finished_at``
+    times. A whole-table export reports itself as segment 0 of 1. Also ``retries``
     (requests sent again after throttling or transient errors) and ``consumed_read_capacity`` (RCU, or ``None``
     when not known), see :meth:`~airflow_dynamoscan.operators.base.DynamoDBScanBaseOperator.scan_statistics`.
     """
@@ -194,13 +217,19 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         segment, total_segments = self.validated_segment()
         scan_kwargs = self.validated_scan_kwargs()
         destination = open_export_destination(self.destination, self.dest_aws_conn_id, verify=self.verify)
-        if not self.overwrite and destination.exists(MANIFEST_NAME):
-            raise DestinationError(
-                f"Table {self.table_name!r}: destination {destination.uri} already holds a complete export "
-                f"({MANIFEST_NAME} is there); choose another destination or pass overwrite=True."
-            )
         validate_columns(self.file_format, self.columns)
         schema = self._export_schema()
+        # A whole-table export in one task is segment 0 of 1 of the export's layout, whatever its scan's count.
+        exported_segment = 0 if segment is None else segment
+        exported_total = 1 if segment is None or total_segments is None else total_segments
+        identity = ExportIdentity(
+            table_name=self.table_name,
+            file_format=self.file_format,
+            compression=compression,
+            total_segments=exported_total,
+            run=_run_of(context),
+        )
+        check_destination_owner(destination, identity, overwrite=self.overwrite)
         self.hook.describe_table(self.table_name)  # a missing table fails before anything is written
         persist_links(
             context,
@@ -211,7 +240,6 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         )
         if schema is None and uses_schema(self.file_format):
             schema = sample_export_schema(self.hook, self.table_name, scan_kwargs, columns=self.columns)
-        exported_segment, exported_total = (self.segment, self.total_segments) if self.segment is not None else (0, 1)
         prefix = segment_prefix(exported_segment, exported_total, table_name=self.table_name)
         fingerprint = export_fingerprint(
             table_name=self.table_name,
@@ -268,6 +296,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             checkpoint=checkpoint,
             # Overwriting: the export is not complete again until the manifest task commits it.
             replaces=[MANIFEST_NAME] if self.overwrite else [],
+            claim=lambda: write_marker(destination, identity),
         )
         delete_checkpoint(destination, prefix)
         self.log.info(
@@ -294,6 +323,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             "destination": destination.uri,
             "file_format": self.file_format,
             "compression": compression,
+            "dest_aws_conn_id": self.dest_aws_conn_id,
             "started_at": started_at,
             "finished_at": _now(),
             **extra,
@@ -341,17 +371,20 @@ def dynamodb_dataset(hook: Any, table_name: str, dataset_class: Any) -> Any:
 
 def destination_dataset(destination: str, dataset_class: Any) -> Any:
     """The OpenLineage dataset of an export destination: ``s3://bucket`` + key prefix, or ``file`` + path."""
+    destination = normalize_destination(destination)
     if destination.startswith("s3://"):
         bucket, _, prefix = destination[len("s3://") :].partition("/")
-        return dataset_class(namespace=f"s3://{bucket}", name=prefix.strip("/") or "/")
-    path = destination[len("file://") :] if destination.startswith("file://") else destination
-    return dataset_class(namespace="file", name=path)
+        return dataset_class(namespace=f"s3://{bucket}", name=prefix or "/")
+    return dataset_class(namespace="file", name=destination)
 
 
 def _materialize(results: Any) -> list[Any]:
-    # Indexing a mapped task's lazy XCom sequence up to its length avoids probing past its end.
+    # An unmapped export returns one dict; a mapped one a lazy XCom sequence, which indexing up to its length
+    # reads without probing past its end.
     if results is None:
         return []
+    if isinstance(results, Mapping):
+        return [results]
     if hasattr(results, "__len__") and hasattr(results, "__getitem__"):
         return [results[index] for index in range(len(results))]
     return list(results)
@@ -363,14 +396,18 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
 
     The manifest lists every part with its item count and size, the totals, the format, the table and the scan's
     time window; its presence at the destination means "export complete". Fails, writing nothing, if a segment
-    is missing, reported twice, or belongs to another table or segment count.
+    is missing, reported twice, or belongs to another table or segment count. Committing also deletes what is not
+    the export's own (the parts of an export it overwrote, leftover checkpoints and the export's marker): the
+    destination then holds exactly the manifest's parts and ``manifest.json``.
 
-    :param results: the per-segment results of the export tasks, e.g. ``export.output`` of a mapped export
-        (templated, so an XComArg resolves at run time)
-    :param destination: the export's destination; default: the one the results name (templated)
+    :param results: the results of the export tasks, e.g. ``export.output`` of a mapped export, or the single
+        dict of an unmapped one (templated, so an XComArg resolves at run time)
+    :param destination: the export's destination, in any spelling the export accepts; default: the one the
+        results name (templated)
     :param table_name: the exported table; default: the one the results name (templated)
     :param total_segments: the expected segment count; default: the one the results name
-    :param dest_aws_conn_id: the Airflow connection for an S3 destination
+    :param dest_aws_conn_id: the Airflow connection for an S3 destination; default: the export's (the one its
+        results name), else ``aws_default``
     :param verify: SSL verification for S3, as for the Amazon provider's operators
 
     With ``outlets=[Asset(...)]`` each asset gets one event when the manifest is written (a task that fails
@@ -390,7 +427,7 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
         destination: str | None = None,
         table_name: str | None = None,
         total_segments: int | None = None,
-        dest_aws_conn_id: str | None = "aws_default",
+        dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
         verify: bool | str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -399,7 +436,9 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
         self.destination = destination
         self.table_name = table_name
         self.total_segments = total_segments
-        self.dest_aws_conn_id = dest_aws_conn_id
+        # Not given: the export's connection, which its results name (a sentinel is no value for a template field).
+        self.connection_from_results = dest_aws_conn_id is SAME_AS_AWS_CONN_ID
+        self.dest_aws_conn_id = None if self.connection_from_results else dest_aws_conn_id
         self.verify = verify
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -410,8 +449,11 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
             )
         first = results[0]
         table_name = self.table_name or first["table_name"]
-        destination_uri = self.destination or first["destination"]
+        destination_uri: Any = first.get("destination") if self.destination is None else self.destination
         total_segments = self.total_segments or first["total_segments"]
+        dest_aws_conn_id = (
+            first.get("dest_aws_conn_id", "aws_default") if self.connection_from_results else self.dest_aws_conn_id
+        )
         manifest = build_manifest(
             results,
             table_name=table_name,
@@ -422,8 +464,8 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
             started_at=None,
             finished_at=None,
         )
-        destination = open_export_destination(destination_uri, self.dest_aws_conn_id, verify=self.verify)
-        manifest_uri = write_manifest(destination, manifest)
+        destination = open_export_destination(manifest["destination"], dest_aws_conn_id, verify=self.verify)
+        manifest_uri = commit_export(destination, manifest)
         extra = asset_event_extra(manifest, manifest_uri)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra

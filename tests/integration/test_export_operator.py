@@ -20,6 +20,7 @@ from airflow_dynamoscan.exceptions import (
     TableNotFoundError,
 )
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME
+from airflow_dynamoscan.export.ownership import MARKER_NAME
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
 from devtools.sample_data import create_table, put_items
 from tests.conftest import fails_task, unique_table_name
@@ -139,7 +140,8 @@ def test_mapped_segments_union_retry_and_manifest(
     assert [part["path"] for part in retried["parts"]] == [part["path"] for part in results[2]["parts"]]
     results[2] = retried
     files = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
-    assert files == sorted(part["path"] for result in results for part in result["parts"])
+    # Until the manifest commits the export, its marker names it as the destination's owner.
+    assert files == sorted([MARKER_NAME] + [part["path"] for result in results for part in result["parts"]])
     lines = [line for result in results for data in part_bytes(tmp_path, result) for line in read_jsonl(data)]
     assert len(lines) == len(items)
     assert by_pk(lines) == by_pk([json_view(item) for item in items])
@@ -151,6 +153,9 @@ def test_mapped_segments_union_retry_and_manifest(
     assert [segment["segment"] for segment in manifest["segments"]] == [0, 1, 2, 3]
     assert [segment["items"] for segment in manifest["segments"]] == [result["items"] for result in results]
     assert manifest["table_name"] == name and manifest["file_format"] == "jsonl"
+    committed = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*"))
+    parts = [part["path"] for result in results for part in result["parts"]]
+    assert committed == sorted([MANIFEST_NAME] + [f"segment-0000{n}-of-00004" for n in range(4)] + parts)
 
     with fails_task(DestinationError, match=r"already holds a complete export .* overwrite=True"):
         export(name, tmp_path, segment=0, total_segments=4)

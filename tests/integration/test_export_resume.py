@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_dynamoscan.export.checkpoint import CHECKPOINT_FOLDER, checkpoint_path
+from airflow_dynamoscan.export.ownership import MARKER_NAME
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportOperator
 from devtools.sample_data import create_table, put_items
 from tests.conftest import PROJECT_ROOT, unique_table_name
@@ -93,7 +94,7 @@ def test_whole_table_export_resumes_every_segment_from_its_checkpoint(
     assert [part["path"] for part in result["parts"]] == [
         f"segment-00000-of-00001/part-{number:05d}.jsonl" for number in range(len(result["parts"]))
     ]
-    assert not any((tmp_path / CHECKPOINT_FOLDER).iterdir())  # the checkpoint goes once the export is done
+    assert not (tmp_path / CHECKPOINT_FOLDER).exists()  # the checkpoint, and its folder, go once the export is done
 
 
 def test_changed_export_does_not_resume_from_another_exports_checkpoint(
@@ -120,7 +121,7 @@ def test_changed_export_does_not_resume_from_another_exports_checkpoint(
     assert len(segment_keys) == len(set(segment_keys))
     assert result["parts"][0]["path"] == "segment-00001-of-00002/part-00000.jsonl"
     files = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
-    assert files == sorted(part["path"] for part in result["parts"])
+    assert files == sorted([MARKER_NAME] + [part["path"] for part in result["parts"]])
 
 
 KILLED_EXPORT = """
@@ -170,5 +171,6 @@ def test_killed_mapped_task_retried_reads_at_most_one_more_part(
     # Pages left after the committed parts, plus at most one part's worth (one page) read again.
     assert total_pages - committed <= sent[0] <= total_pages - committed + 1, (sent[0], committed, total_pages)
     print(f"\nkilled after {committed} parts of {total_pages}; the retry sent {sent[0]} Scan requests")
-    files = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
-    assert files == sorted(part["path"] for part in result["parts"])  # no temp file, no checkpoint left
+    files = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*"))
+    # No temp file, no checkpoint (nor its folder): the parts, and the marker of the export until it is committed.
+    assert files == sorted([MARKER_NAME, "segment-00000-of-00001"] + [part["path"] for part in result["parts"]])

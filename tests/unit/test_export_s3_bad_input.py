@@ -83,11 +83,10 @@ def raised(call: Any, error_type: type[BaseException]) -> BaseException:
 @pytest.mark.usefixtures("moto_aws")
 def test_missing_bucket_is_named_and_nothing_is_created() -> None:
     error = raised(lambda: export("s3://no-such-bucket/daily", segment=1, total_segments=3), DestinationError)
-    # moto names the missing bucket in its HeadObject answer; AWS answers HEAD without a body (a bare 404), so there
-    # the same export fails one request later, on ListObjectsV2, with the same NoSuchBucket message.
+    # The first request is the listing that checks what the destination holds.
     assert str(error) == (
-        "Destination 's3://no-such-bucket/daily': cannot look up 'manifest.json': An error occurred (NoSuchBucket) "
-        "when calling the HeadObject operation: The specified bucket does not exist"
+        "Destination 's3://no-such-bucket/daily': cannot list its files: An error occurred (NoSuchBucket) "
+        "when calling the ListObjectsV2 operation: The specified bucket does not exist"
     )
     assert [bucket["Name"] for bucket in make_client(service="s3").list_buckets()["Buckets"]] == [BUCKET]
     assert bucket_objects() == BEFORE
@@ -110,9 +109,10 @@ def test_manifest_to_a_missing_bucket_is_named() -> None:
         lambda: DynamoDBExportManifestOperator(task_id="manifest", results=[result]).execute({}),  # type: ignore[arg-type]
         DestinationError,
     )
+    # Committing starts by listing what is not the export's own.
     assert str(error) == (
-        "Destination 's3://no-such-bucket/daily': cannot write 'manifest.json': An error occurred (NoSuchBucket) "
-        "when calling the PutObject operation: The specified bucket does not exist"
+        "Destination 's3://no-such-bucket/daily': cannot list its files: An error occurred (NoSuchBucket) "
+        "when calling the ListObjectsV2 operation: The specified bucket does not exist"
     )
     assert [bucket["Name"] for bucket in make_client(service="s3").list_buckets()["Buckets"]] == [BUCKET]
 
@@ -122,9 +122,9 @@ def test_access_denied_on_write_is_named_and_leaves_the_bucket_as_it_was(monkeyp
     iam_user_connection(monkeypatch, "aws_default", ["dynamodb:*", "s3:ListBucket", "s3:GetObject"])
     with enable_iam_authentication():
         error = raised(lambda: export(f"s3://{BUCKET}/denied", file_format="csv", compression="gzip"), DestinationError)
-    # The user may list and read the bucket, so the export gets as far as uploading its first part.
+    # The user may list and read the bucket, so the export gets as far as its first write: its marker.
     assert str(error) == (
-        f"Destination 's3://{BUCKET}/denied': cannot upload 'segment-00000-of-00001/part-00000.csv.gz': "
+        f"Destination 's3://{BUCKET}/denied': cannot write '_export.json': "
         "An error occurred (AccessDenied) when calling the PutObject operation: Access Denied"
     )
     assert bucket_objects() == BEFORE
@@ -135,10 +135,9 @@ def test_no_s3_permission_at_all_is_named_and_nothing_is_written(monkeypatch: py
     iam_user_connection(monkeypatch, "aws_default", ["dynamodb:*"])
     with enable_iam_authentication():
         error = raised(lambda: export(f"s3://{BUCKET}/denied"), DestinationError)
-    # AWS answers HEAD without a body: there the message ends "(403) when calling the HeadObject operation: Forbidden".
     assert str(error) == (
-        f"Destination 's3://{BUCKET}/denied': cannot look up 'manifest.json': An error occurred (AccessDenied) when "
-        "calling the HeadObject operation: Access Denied"
+        f"Destination 's3://{BUCKET}/denied': cannot list its files: An error occurred (AccessDenied) when "
+        "calling the ListObjectsV2 operation: Access Denied"
     )
     assert bucket_objects() == BEFORE
 
@@ -151,8 +150,8 @@ def test_complete_s3_export_is_not_overwritten_without_overwrite() -> None:
     assert sorted(before) == sorted([*BEFORE, "daily/manifest.json", "daily/segment-00000-of-00001/part-00000.jsonl"])
     error = raised(lambda: export(destination, segment=0, total_segments=2), DestinationError)
     assert str(error) == (
-        f"Table {TABLE!r}: destination {destination} already holds a complete export (manifest.json is there); "
-        "choose another destination or pass overwrite=True."
+        f"Table {TABLE!r}: destination {destination} already holds a complete export of table {TABLE!r} as jsonl, "
+        "1 segment (manifest.json is there); choose another destination or pass overwrite=True to replace it."
     )
     assert bucket_objects() == before
 
@@ -166,8 +165,8 @@ def test_s3_credential_errors_name_no_credentials(monkeypatch: pytest.MonkeyPatc
     with enable_iam_authentication():
         error = raised(lambda: export(f"s3://{BUCKET}/x", dest_aws_conn_id="aws_dest"), DestinationError)
     assert str(error) == (
-        f"Destination 's3://{BUCKET}/x': cannot look up 'manifest.json': An error occurred (InvalidAccessKeyId) when "
-        "calling the HeadObject operation: The AWS Access Key Id you provided does not exist in our records."
+        f"Destination 's3://{BUCKET}/x': cannot list its files: An error occurred (InvalidAccessKeyId) when "
+        "calling the ListObjectsV2 operation: The AWS Access Key Id you provided does not exist in our records."
     )
     chain = [error, error.__cause__]
     assert all(secret not in text for secret in (login, password) for item in chain for text in (str(item), repr(item)))

@@ -75,10 +75,13 @@ ALLOWED = "allowed: s3://bucket/prefix, a local directory path, or file:///absol
         ("   ", "it is empty"),
         ("s3://", "'' is not a bucket name"),
         ("s3:///prefix", "'' is not a bucket name"),
-        ("s3://bucket/a//b", "the key prefix has an empty, '.' or '..' part"),
-        ("s3://bucket/a/../b", "the key prefix has an empty, '.' or '..' part"),
+        ("s3://bucket/a/../b", "the key prefix has a '.' or '..' part"),
+        ("s3://bucket/./b", "the key prefix has a '.' or '..' part"),
+        ("s3:bucket/prefix", "an S3 destination is written s3://bucket/prefix"),
         ("gs://bucket/prefix", "the scheme 'gs' is not supported"),
+        ("http://example.com/exports", "the scheme 'http' is not supported"),
         ("file://server/share", "file:// URIs name no host other than localhost, not 'server'"),
+        ("file:out/exports", "a file: URI needs an absolute path (file:///path); write a relative path without file:"),
     ],
 )
 def test_bad_destinations_name_the_parameter(uri: str, reason: str) -> None:
