@@ -20,7 +20,7 @@ from airflow_dynamoscan.export.manifest import MANIFEST_NAME, read_manifest
 from airflow_dynamoscan.operators.dynamodb_export import open_export_destination
 
 #: The asset that ``example_dynamodb_parallel_export`` updates when an export of ``orders`` is complete.
-ORDERS_EXPORT = Asset(name="dynamodb_export_orders")
+ORDERS_EXPORT = Asset("dynamodb_export_orders")
 
 
 @task

@@ -30,7 +30,7 @@ from airflow_dynamoscan.task_groups import dynamodb_parallel_export
 RUN_FOLDER = "{{ ds if ds is defined else run_id | replace(':', '-') | replace('+', '_') }}"
 
 #: Updated each time an export of ``orders`` is complete; ``example_dynamodb_export_consumer`` is scheduled on it.
-ORDERS_EXPORT = Asset(name="dynamodb_export_orders")
+ORDERS_EXPORT = Asset("dynamodb_export_orders")
 
 with DAG(
     dag_id="example_dynamodb_parallel_export",

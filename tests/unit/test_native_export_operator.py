@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -93,10 +94,29 @@ def test_full_export_waits_in_the_worker_and_returns_the_export(moto_table: list
     assert len(keys) == 1 and keys[0].startswith("exports/orders/AWSDynamoDB/")
 
 
-def test_deferrable_export_hands_the_wait_to_the_trigger(moto_table: list[dict[str, Any]]) -> None:
+@pytest.fixture
+def held_exports(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """moto runs an export in a thread that may finish before the first DescribeExport: hold it until released."""
+    from moto.dynamodb.models import table_export
+
+    release = threading.Event()
+    original_run = table_export.TableExport.run
+
+    def held_run(self: Any) -> None:
+        release.wait(timeout=60)
+        original_run(self)
+
+    monkeypatch.setattr(table_export.TableExport, "run", held_run)
+    return release
+
+
+def test_deferrable_export_hands_the_wait_to_the_trigger(
+    moto_table: list[dict[str, Any]], held_exports: threading.Event
+) -> None:
     task = operator(deferrable=True, timeout=600)
     with pytest.raises(TaskDeferred) as deferred:
         task.execute(context(data_interval_end=NOW - timedelta(hours=1)))  # type: ignore[arg-type]
+    held_exports.set()  # the export finishes while the trigger polls
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.timeout == timedelta(seconds=600)
     trigger = deferred.value.trigger

@@ -75,7 +75,7 @@ def test_group_task_parameters_reach_every_task_and_outlets_only_the_manifest() 
 
     from airflow_dynamoscan.compat import DAG, Asset
 
-    asset = Asset(name="orders_export")
+    asset = Asset("orders_export")
     with DAG(dag_id="group_kwargs", schedule=None) as dag:
         dynamodb_parallel_export(
             "export",
