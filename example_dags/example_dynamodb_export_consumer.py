@@ -11,7 +11,7 @@ per export: the place to start a load into a warehouse, a notification, or the n
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import Asset, dag, task
@@ -57,6 +57,7 @@ def read_exports(triggering_asset_events: Any = None) -> list[dict[str, Any]]:
 @dag(
     dag_id="example_dynamodb_export_consumer",
     schedule=[ORDERS_EXPORT],
+    start_date=datetime(2026, 1, 1),  # Airflow 2.11 needs one for any schedule
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     tags=["example", "dynamodb", "export", "asset"],
     doc_md=__doc__,
