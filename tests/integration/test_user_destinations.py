@@ -22,7 +22,7 @@ from airflow_dynamoscan.export.destinations import normalize_destination
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
 from devtools.sample_data import create_table, put_items
-from tests.conftest import aws_connection, make_client, unique_table_name
+from tests.conftest import aws_connection, fails_task, make_client, unique_table_name
 from tests.dags.conftest import airflow_db  # noqa: F401  (the metadata database of dag.test())
 from tests.unit.export.readback import json_view, mixed_items, read_jsonl
 
@@ -212,10 +212,10 @@ def test_unmapped_export_result_is_committed_as_it_is(
 @pytest.mark.parametrize("written", ["s3://", "s3:///exports", "http://example.com/exports", "", "file:exports"])
 def test_bad_destination_is_refused_before_the_table_is_read(written: str, tmp_path: Path) -> None:
     # The table does not exist: a destination error proves the destination was checked before any request.
-    with pytest.raises(InvalidScanArgumentError, match=r"^destination=.* is not allowed: .*; allowed: s3://bucket"):
+    with fails_task(InvalidScanArgumentError, match=r"^destination=.* is not allowed: .*; allowed: s3://bucket"):
         DynamoDBExportOperator(task_id="export", table_name="no-such-table", destination=written).execute({})  # type: ignore[arg-type]
     result = {"table_name": "t", "segment": 0, "total_segments": 1, "items": 0, "bytes": 0, "parts": []}
-    with pytest.raises(InvalidScanArgumentError, match=r"^destination=.* is not allowed"):
+    with fails_task(InvalidScanArgumentError, match=r"^destination=.* is not allowed"):
         commit([result], destination=written)
     assert files_under(tmp_path) == []
 
