@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 from airflow_dynamoscan.compat import TaskGroup, conf, task
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
-from airflow_dynamoscan.export.destinations import normalize_destination
 from airflow_dynamoscan.export.formats import uses_schema
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.base import fail_fast
@@ -16,6 +15,7 @@ from airflow_dynamoscan.operators.dynamodb_export import (
     sample_export_schema,
 )
 from airflow_dynamoscan.scan.segments import DEFAULT_BYTES_PER_SEGMENT, MAX_TOTAL_SEGMENTS, validate_total_segments
+from airflow_dynamoscan.storage.destinations import normalize_destination
 
 #: Airflow's ``[core] max_map_length`` default: a plan never maps more task instances than this.
 DEFAULT_MAX_MAPPED_SEGMENTS = 1024
@@ -146,7 +146,7 @@ def dynamodb_parallel_export(
     :param group_id: the TaskGroup's id
     :param table_name: the DynamoDB table (templated)
     :param destination: ``s3://bucket/prefix`` or a local directory, in any spelling
-        :func:`~airflow_dynamoscan.export.destinations.normalize_destination` accepts (templated, e.g. with
+        :func:`~airflow_dynamoscan.storage.destinations.normalize_destination` accepts (templated, e.g. with
         ``{{ ds }}``)
     :param total_segments: ``"auto"`` (plan from the table's size) or a fixed count
     :param dest_aws_conn_id: the connection of an S3 destination (default: ``aws_conn_id``)

@@ -1,14 +1,7 @@
-"""The export engine: encoders, destinations, the part writer and the manifest. It never imports Airflow."""
+"""The export engine: encoders, the part writer, schemas and the manifest. It never imports Airflow."""
 
 from __future__ import annotations
 
-from airflow_dynamoscan.export.destinations import (
-    Destination,
-    LocalDestination,
-    S3Destination,
-    normalize_destination,
-    open_destination,
-)
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import (
     DEFAULT_PARQUET_COMPRESSION,
@@ -40,19 +33,14 @@ __all__ = [
     "MANIFEST_NAME",
     "PARQUET_COMPRESSIONS",
     "TEXT_COMPRESSIONS",
-    "Destination",
     "ExportSchema",
-    "LocalDestination",
     "PartEncoder",
-    "S3Destination",
     "SchemaColumn",
     "arrow_schema",
     "build_manifest",
     "encode_json",
     "export_pages",
     "needs_attribute_values",
-    "normalize_destination",
-    "open_destination",
     "open_encoder",
     "parse_schema",
     "part_extension",

@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
-from airflow_dynamoscan.export.checkpoint import ScanCheckpoint, SegmentProgress, write_checkpoint
-from airflow_dynamoscan.export.destinations import Destination
 from airflow_dynamoscan.export.formats import (
     open_encoder,
     part_extension,
@@ -19,6 +17,8 @@ from airflow_dynamoscan.export.formats import (
 from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
 from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.scan.segments import validate_segment
+from airflow_dynamoscan.storage.checkpoints import ScanCheckpoint, SegmentProgress, write_checkpoint
+from airflow_dynamoscan.storage.destinations import Destination
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def export_pages(
     :param columns: for ``csv`` and ``parquet`` without ``schema``, the attributes to write, in this order
     :param csv_formula_escaping: for ``csv``, escape cells a spreadsheet would read as formulas
         (see :mod:`~airflow_dynamoscan.export.formats`)
-    :param checkpoint: resume and record progress (see :mod:`~airflow_dynamoscan.export.checkpoint`): the parts
+    :param checkpoint: resume and record progress (see :mod:`~airflow_dynamoscan.storage.checkpoints`): the parts
         it lists are kept and numbering continues after them; ``pages`` must then start where it says, and
         ``schema`` must be the one those parts have. After each part is committed, the checkpoint records each
         segment's position (the last written page's key, and how many items of the page after it a part that
@@ -110,7 +110,7 @@ def export_pages(
     :param replaces: files deleted once the first page has arrived, before any other, e.g. the manifest of a
         complete export being overwritten
     :param claim: called once the first page has arrived, before any file is deleted or written, e.g. to mark the
-        destination as this export's (see :mod:`~airflow_dynamoscan.export.ownership`)
+        destination as this export's (see :mod:`~airflow_dynamoscan.storage.ownership`)
     :return: ``{"items": int, "bytes": int, "parts": [{"uri", "path", "items", "bytes"}, ...]}``, ``path``
         being relative to the destination and ``bytes`` the exact size of the files, and for ``csv`` and
         ``parquet`` ``"schema"``, the JSON form of the parts' schema.

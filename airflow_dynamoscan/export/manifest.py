@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_dynamoscan.exceptions import DynamoScanError, IncompleteExportError, InvalidScanArgumentError
-from airflow_dynamoscan.export.destinations import Destination, normalize_destination
-from airflow_dynamoscan.export.ownership import remove_marker, remove_stale_files
+from airflow_dynamoscan.storage.destinations import Destination, normalize_destination
+from airflow_dynamoscan.storage.ownership import remove_marker, remove_stale_files
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def build_manifest(
         ``segment`` and ``total_segments`` as ``None``: it counts as segment 0 of 1.
     :param table_name: the exported table
     :param destination_uri: the root of the export, compared with the results' in its normalised form (see
-        :func:`~airflow_dynamoscan.export.destinations.normalize_destination`), which the manifest records
+        :func:`~airflow_dynamoscan.storage.destinations.normalize_destination`), which the manifest records
     :param file_format: the parts' file format
     :param compression: the parts' compression
     :param total_segments: the segment count of the scan (``None``: 1)
@@ -239,7 +239,7 @@ def commit_export(destination: Destination, manifest: Mapping[str, Any]) -> str:
 
     The files of the export layout that ``manifest`` does not list go first (the parts of an export this one
     overwrote, leftover checkpoints, files of interrupted writes; see
-    :func:`~airflow_dynamoscan.export.ownership.remove_stale_files`), so once ``manifest.json`` is there the
+    :func:`~airflow_dynamoscan.storage.ownership.remove_stale_files`), so once ``manifest.json`` is there the
     destination holds exactly the manifest's parts and the manifest. Run again after a failure, it finishes the
     job: every step can be repeated.
 

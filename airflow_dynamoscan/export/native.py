@@ -34,11 +34,11 @@ from decimal import Decimal
 from typing import Any
 
 from airflow_dynamoscan.exceptions import DynamoScanError, InvalidScanArgumentError
-from airflow_dynamoscan.export.destinations import Destination
 from airflow_dynamoscan.export.exporter import export_pages
 from airflow_dynamoscan.export.formats import encode_json, needs_attribute_values
 from airflow_dynamoscan.scan.decode import deserialize_wire_item, wire_item_to_client_item
 from airflow_dynamoscan.scan.scanner import ScanPage
+from airflow_dynamoscan.storage.destinations import Destination
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from airflow_dynamoscan.scan.segments import (
     validate_max_workers,
     validate_segment,
 )
-from airflow_dynamoscan.scan.writer import BatchWriter
+from airflow_dynamoscan.write.batch import BatchWriter
 
 
 class DynamoDBScanHook(AwsBaseHook):
@@ -177,7 +177,7 @@ class DynamoDBScanHook(AwsBaseHook):
 
     def batch_writer(self, table_name: str, key_names: Sequence[str], *, threads: int) -> BatchWriter:
         """
-        Return a :class:`~airflow_dynamoscan.scan.writer.BatchWriter` into ``table_name`` on the hook's own client,
+        Return a :class:`~airflow_dynamoscan.write.batch.BatchWriter` into ``table_name`` on the hook's own client,
         whose retries follow the hook's ``retry_policy`` (botocore's stay off, as for scans).
 
         :param key_names: the table's key attribute names

@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_dynamoscan.compat import BaseOperator
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
-from airflow_dynamoscan.export.checkpoint import (
+from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
+from airflow_dynamoscan.export.formats import needs_attribute_values, uses_schema, validate_columns, validate_format
+from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, commit_export
+from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
+from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
+from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator, FailFastMixin
+from airflow_dynamoscan.storage.checkpoints import (
     ScanCheckpoint,
     delete_checkpoint,
     export_fingerprint,
     read_checkpoint,
 )
-from airflow_dynamoscan.export.destinations import Destination, normalize_destination, open_destination
-from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
-from airflow_dynamoscan.export.formats import needs_attribute_values, uses_schema, validate_columns, validate_format
-from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, commit_export
-from airflow_dynamoscan.export.ownership import ExportIdentity, check_destination_owner, write_marker
-from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
-from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
-from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator, FailFastMixin
+from airflow_dynamoscan.storage.destinations import Destination, normalize_destination, open_destination
+from airflow_dynamoscan.storage.ownership import ExportIdentity, check_destination_owner, write_marker
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
@@ -98,7 +98,7 @@ def open_export_destination(uri: str, dest_aws_conn_id: str | None, *, verify: b
     Return the destination at ``uri``, normalised; an ``s3://`` one uses the S3 client of ``dest_aws_conn_id``.
 
     :raises InvalidScanArgumentError: a destination that is not allowed (see
-        :func:`~airflow_dynamoscan.export.destinations.normalize_destination`), before any connection is made.
+        :func:`~airflow_dynamoscan.storage.destinations.normalize_destination`), before any connection is made.
     """
     s3_client = None
     if normalize_destination(uri).startswith("s3://"):
@@ -124,7 +124,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
     :param destination: ``s3://bucket/prefix``, a local directory (absolute, relative or with ``~``) or
         ``file:///path`` (templated, e.g. ``s3://bucket/exports/{{ ds }}``); normalised once when the task starts
         (no trailing slash, an absolute path: see
-        :func:`~airflow_dynamoscan.export.destinations.normalize_destination`), and only that form is used,
+        :func:`~airflow_dynamoscan.storage.destinations.normalize_destination`), and only that form is used,
         stored and returned
     :param file_format: ``"jsonl"`` (default), ``"dynamodb_json"``, ``"csv"`` or ``"parquet"``
     :param compression: ``"gzip"`` or ``None`` for the text formats; ``"snappy"`` (default), ``"zstd"``,
@@ -151,7 +151,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         such a destination is refused before the scan. The other export stays readable until this one's first
         page arrives (then its manifest goes); its remaining files are deleted when this export is committed.
         Files that no export writes are never deleted: a destination holding them is refused either way (see
-        :mod:`~airflow_dynamoscan.export.ownership`).
+        :mod:`~airflow_dynamoscan.storage.ownership`).
     :param resume: a retry continues from the checkpoint the failed try left (``_checkpoints/`` at the
         destination, written after each part): it keeps the committed parts and reads only what they do not hold
         (default). ``False`` starts afresh.

@@ -7,25 +7,25 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
-from airflow_dynamoscan.export.checkpoint import (
+from airflow_dynamoscan.export.exporter import segment_prefix
+from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, DynamoDBTargetTableLink, persist_links
+from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator
+from airflow_dynamoscan.operators.dynamodb_export import open_export_destination
+from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage
+from airflow_dynamoscan.storage.checkpoints import (
     ScanCheckpoint,
     delete_checkpoint,
     export_fingerprint,
     read_checkpoint,
     write_checkpoint,
 )
-from airflow_dynamoscan.export.destinations import Destination
-from airflow_dynamoscan.export.exporter import segment_prefix
-from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, DynamoDBTargetTableLink, persist_links
-from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator
-from airflow_dynamoscan.operators.dynamodb_export import open_export_destination
-from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage
-from airflow_dynamoscan.scan.transform import (
+from airflow_dynamoscan.storage.destinations import Destination
+from airflow_dynamoscan.write.batch import BatchWriter
+from airflow_dynamoscan.write.transform import (
     check_in_place_scan_kwargs,
     key_attribute_names,
     transform_items,
 )
-from airflow_dynamoscan.scan.writer import BatchWriter
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context

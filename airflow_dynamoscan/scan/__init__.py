@@ -1,6 +1,6 @@
 """
-The scan engine: segment planning, page and item iterators, decoding, batch writes, transforms, retries,
-read-capacity pacing and progress. No Airflow.
+The read side: segment planning, page and item iterators, decoding, retries, read-capacity pacing and progress.
+No Airflow.
 """
 
 from __future__ import annotations
@@ -27,15 +27,11 @@ from airflow_dynamoscan.scan.segments import (
     validate_segment,
     validate_total_segments,
 )
-from airflow_dynamoscan.scan.transform import TransformCounts, key_attribute_names, transform_items, values_equal
-from airflow_dynamoscan.scan.writer import MAX_BATCH_SIZE, BatchWriter, describe_key, serialize_item
 
 __all__ = [
     "DEFAULT_BYTES_PER_SEGMENT",
     "HOOK_OWNED_SCAN_KEYWORDS",
-    "MAX_BATCH_SIZE",
     "MAX_TOTAL_SEGMENTS",
-    "BatchWriter",
     "ReadCapacityPacer",
     "RetryPolicy",
     "ScanControl",
@@ -44,14 +40,11 @@ __all__ = [
     "ScanStats",
     "ScanStatsSnapshot",
     "TokenBucket",
-    "TransformCounts",
     "call_with_retries",
     "count_items",
-    "describe_key",
     "deserialize_attribute_value",
     "deserialize_item",
     "install_fast_decoding",
-    "key_attribute_names",
     "parallel_scan_items",
     "parallel_scan_pages",
     "plan_segment_count",
@@ -59,10 +52,7 @@ __all__ = [
     "retryable_error_code",
     "scan_items",
     "scan_pages",
-    "serialize_item",
-    "transform_items",
     "validate_max_workers",
     "validate_segment",
     "validate_total_segments",
-    "values_equal",
 ]

@@ -20,8 +20,8 @@ from airflow_dynamoscan.exceptions import (
     TableNotFoundError,
 )
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME
-from airflow_dynamoscan.export.ownership import MARKER_NAME
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
+from airflow_dynamoscan.storage.ownership import MARKER_NAME
 from devtools.sample_data import create_table, put_items
 from tests.conftest import fails_task, unique_table_name
 from tests.unit.export.readback import json_view, loads_exact, mixed_items, read_dynamodb_json, read_jsonl

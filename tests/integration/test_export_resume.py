@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_dynamoscan.export.checkpoint import CHECKPOINT_FOLDER, checkpoint_path
-from airflow_dynamoscan.export.ownership import MARKER_NAME
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportOperator
+from airflow_dynamoscan.storage.checkpoints import CHECKPOINT_FOLDER, checkpoint_path
+from airflow_dynamoscan.storage.ownership import MARKER_NAME
 from devtools.sample_data import create_table, put_items
 from tests.conftest import PROJECT_ROOT, unique_table_name
 from tests.unit.export.readback import read_jsonl

@@ -22,7 +22,7 @@ from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportOperator
 from airflow_dynamoscan.scan.progress import ScanStats
 from airflow_dynamoscan.scan.retry import RetryPolicy
-from airflow_dynamoscan.scan.writer import BatchWriter, serialize_item
+from airflow_dynamoscan.write.batch import BatchWriter, serialize_item
 from devtools.dynamodb_proxy import DynamoDBProxy, running_proxy
 from devtools.sample_data import create_table, load_sample_table
 from tests.conftest import unique_table_name

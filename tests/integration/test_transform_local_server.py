@@ -13,7 +13,7 @@ from airflow_dynamoscan.exceptions import BatchWriteError, TransformError
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.dynamodb_transform import DynamoDBTransformOperator
 from airflow_dynamoscan.scan.decode import deserialize_item
-from airflow_dynamoscan.scan.writer import BatchWriter, serialize_item
+from airflow_dynamoscan.write.batch import BatchWriter, serialize_item
 from devtools.sample_data import create_table, put_items, sample_item
 from tests.conftest import fails_task, unique_table_name
 

@@ -18,9 +18,9 @@ import pytest
 from moto import mock_aws
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
-from airflow_dynamoscan.export.destinations import normalize_destination
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
+from airflow_dynamoscan.storage.destinations import normalize_destination
 from devtools.sample_data import create_table, put_items
 from tests.conftest import aws_connection, fails_task, make_client, unique_table_name
 from tests.dags.conftest import airflow_db  # noqa: F401  (the metadata database of dag.test())

@@ -20,8 +20,8 @@ import pytest
 
 from airflow_dynamoscan.exceptions import DestinationError
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME
-from airflow_dynamoscan.export.ownership import MARKER_NAME
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
+from airflow_dynamoscan.storage.ownership import MARKER_NAME
 from devtools.sample_data import create_table, put_items
 from tests.conftest import fails_task, unique_table_name
 from tests.dags.conftest import airflow_db  # noqa: F401  (the metadata database of dag.test())

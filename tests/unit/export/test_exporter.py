@@ -13,10 +13,10 @@ import pytest
 from moto import mock_aws
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
-from airflow_dynamoscan.export.destinations import Destination, open_destination
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.schema import parse_schema
 from airflow_dynamoscan.scan.scanner import ScanPage
+from airflow_dynamoscan.storage.destinations import Destination, open_destination
 from tests.unit.export.readback import (
     attribute_value_items,
     attribute_value_readback,

@@ -21,11 +21,11 @@ import pyarrow as pa
 import pytest
 
 from airflow_dynamoscan.exceptions import SchemaMismatchError
-from airflow_dynamoscan.export.destinations import open_destination
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.manifest import build_manifest
 from airflow_dynamoscan.export.schema import plan_schema
 from airflow_dynamoscan.scan.scanner import ScanPage
+from airflow_dynamoscan.storage.destinations import open_destination
 from tests.unit.export.datasets import (
     item_view,
     read_csv_duckdb,

@@ -10,9 +10,9 @@ import pytest
 from moto import mock_aws
 
 from airflow_dynamoscan.exceptions import DynamoScanError, IncompleteExportError, InvalidScanArgumentError
-from airflow_dynamoscan.export.destinations import open_destination
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, read_manifest, write_manifest
+from airflow_dynamoscan.storage.destinations import open_destination
 from tests.unit.export.readback import mixed_items, pages_of
 
 DESTINATION = "s3://bucket/orders"

@@ -18,12 +18,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_dynamoscan.export.checkpoint import ScanCheckpoint, checkpoint_path, read_checkpoint
-from airflow_dynamoscan.export.destinations import open_destination
 from airflow_dynamoscan.export.exporter import export_pages
 from airflow_dynamoscan.export.formats import open_encoder
 from airflow_dynamoscan.export.schema import ExportSchema, plan_schema
 from airflow_dynamoscan.scan.scanner import ScanPage
+from airflow_dynamoscan.storage.checkpoints import ScanCheckpoint, checkpoint_path, read_checkpoint
+from airflow_dynamoscan.storage.destinations import open_destination
 from tests.unit.export.readback import attribute_value_items, read_dynamodb_json, read_jsonl
 
 PREFIX = "segment-00000-of-00001"

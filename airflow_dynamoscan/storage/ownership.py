@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from airflow_dynamoscan.exceptions import DestinationError
-from airflow_dynamoscan.export.destinations import Destination
+from airflow_dynamoscan.storage.destinations import Destination
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from airflow_dynamoscan.exceptions import InvalidItemError, InvalidScanArgumentE
 from airflow_dynamoscan.get_provider_info import get_provider_info
 from airflow_dynamoscan.operators.dynamodb_transform import DynamoDBTransformOperator
 from airflow_dynamoscan.scan.decode import deserialize_item
-from airflow_dynamoscan.scan.transform import (
+from airflow_dynamoscan.write.batch import BatchWriter, describe_key, serialize_item
+from airflow_dynamoscan.write.transform import (
     check_in_place_scan_kwargs,
     key_attribute_names,
     transform_items,
     values_equal,
 )
-from airflow_dynamoscan.scan.writer import BatchWriter, describe_key, serialize_item
 from devtools.sample_data import create_table, sample_item
 from tests.conftest import fails_task, make_client
 

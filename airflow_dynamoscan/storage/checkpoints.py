@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_dynamoscan.export.destinations import Destination
 from airflow_dynamoscan.scan.decode import client_item_to_wire_item, wire_item_to_client_item
+from airflow_dynamoscan.storage.destinations import Destination
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from airflow_dynamoscan.exceptions import DestinationError, InvalidScanArgumentError
-from airflow_dynamoscan.export.destinations import Destination, LocalDestination, S3Destination, open_destination
+from airflow_dynamoscan.storage.destinations import Destination, LocalDestination, S3Destination, open_destination
 
 BUCKET = "export-bucket"
 

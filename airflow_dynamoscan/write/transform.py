@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow_dynamoscan.exceptions import DynamoScanError, InvalidItemError, InvalidScanArgumentError, TransformError
 from airflow_dynamoscan.scan.decode import deserialize_item
-from airflow_dynamoscan.scan.writer import BatchWriter, describe_key, serialize_item
+from airflow_dynamoscan.write.batch import BatchWriter, describe_key, serialize_item
 
 log = logging.getLogger(__name__)
 
