@@ -8,7 +8,7 @@ from airflow_dynamoscan.compat import TaskGroup, conf, task
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.export.formats import uses_schema
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
-from airflow_dynamoscan.operators.base import fail_fast
+from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, fail_fast, same_as_aws_conn_id
 from airflow_dynamoscan.operators.dynamodb_export import (
     DynamoDBExportManifestOperator,
     DynamoDBExportOperator,
@@ -125,7 +125,7 @@ def dynamodb_parallel_export(
     region_name: str | None = None,
     verify: bool | str | None = None,
     botocore_config: dict[str, Any] | None = None,
-    dest_aws_conn_id: str | None = None,
+    dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
     bytes_per_segment: int = DEFAULT_BYTES_PER_SEGMENT,
     max_mapped_segments: int = DEFAULT_MAX_MAPPED_SEGMENTS,
     outlets: list[Any] | None = None,
@@ -162,7 +162,8 @@ def dynamodb_parallel_export(
         also plans the export's one schema from a sample of the table and gives it to every mapped task.
     :return: the TaskGroup; use it in dependencies like a task (``start >> export_group >> notify``).
     """
-    dest_conn_id = aws_conn_id if dest_aws_conn_id is None else dest_aws_conn_id
+    # Resolved here: a task's arguments are serialised with the DAG, and the default is no value to serialise.
+    dest_conn_id = same_as_aws_conn_id(dest_aws_conn_id, aws_conn_id)
     task_kwargs = {name: export_kwargs.pop(name) for name in list(export_kwargs) if name in GROUP_TASK_PARAMETERS}
     with TaskGroup(group_id=group_id) as group:
 

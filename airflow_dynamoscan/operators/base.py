@@ -27,8 +27,10 @@ from airflow_dynamoscan.scan.progress import DEFAULT_PROGRESS_INTERVAL, ScanStat
 from airflow_dynamoscan.scan.retry import RetryPolicy, resolve_retry_policy
 from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage, check_item_select, check_scan_kwargs
 from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segment, validate_total_segments
+from airflow_dynamoscan.storage.destinations import Destination, normalize_destination, open_destination
 
-#: Default of a connection parameter that falls back to ``aws_conn_id`` (``None`` is a valid choice of its own).
+#: Default of a connection parameter that falls back to ``aws_conn_id`` (``None`` is a valid choice of its own:
+#: boto3's default credentials). The one convention of every operator and task group of this package.
 SAME_AS_AWS_CONN_ID: Any = object()
 
 #: Error codes of DynamoDB and AWS that the same request meets again however often it is sent.
@@ -112,7 +114,70 @@ class FailFastMixin:
             cls.execute = fail_fast(execute)  # type: ignore[attr-defined]
 
 
-class DynamoDBScanBaseOperator(FailFastMixin, BaseOperator):
+def same_as_aws_conn_id(conn_id: str | None, aws_conn_id: str | None) -> str | None:
+    """``conn_id``, or ``aws_conn_id`` when ``conn_id`` was left at :data:`SAME_AS_AWS_CONN_ID`."""
+    return aws_conn_id if conn_id is SAME_AS_AWS_CONN_ID else conn_id
+
+
+def open_export_destination(uri: str, dest_aws_conn_id: str | None, *, verify: bool | str | None = None) -> Destination:
+    """
+    Return the destination at ``uri``, normalised; an ``s3://`` one uses the S3 client of ``dest_aws_conn_id``.
+
+    :raises InvalidScanArgumentError: a destination that is not allowed (see
+        :func:`~airflow_dynamoscan.storage.destinations.normalize_destination`), before any connection is made.
+    """
+    s3_client = None
+    if normalize_destination(uri).startswith("s3://"):
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3_client = S3Hook(aws_conn_id=dest_aws_conn_id, verify=verify).get_conn()
+    return open_destination(uri, s3_client=s3_client)
+
+
+class AwsConnectionOperator(FailFastMixin, BaseOperator):
+    """
+    Base of every operator of this package: the four AWS connection parameters, templated, and one convention
+    for a second connection (an S3 destination, a checkpoint store) that defaults to the first.
+
+    A subclass lists ``*AwsConnectionOperator.aws_template_fields`` in its ``template_fields``, passes the four
+    parameters through ``**kwargs``, and gives a parameter of another connection the default
+    :data:`SAME_AS_AWS_CONN_ID`, resolved with :meth:`connection_or_default` in its ``__init__`` (so the template
+    field holds a connection id, never the sentinel); :meth:`open_destination` then opens a destination on it. Its
+    ``execute`` is :func:`fail_fast` (see :class:`FailFastMixin`).
+
+    :param aws_conn_id: the Airflow connection; ``None`` uses boto3's default credentials
+    :param region_name: AWS region; default: the connection's
+    :param verify: whether to verify SSL certificates, or a CA bundle path; default: the connection's
+    :param botocore_config: a dict of ``botocore.config.Config`` options, e.g. ``{"retries": {"max_attempts": 10}}``
+    """
+
+    aws_template_fields: Sequence[str] = ("aws_conn_id", "region_name", "verify", "botocore_config")
+
+    def __init__(
+        self,
+        *,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+
+    def connection_or_default(self, conn_id: str | None) -> str | None:
+        """``conn_id``, or this operator's ``aws_conn_id`` when it was left at :data:`SAME_AS_AWS_CONN_ID`."""
+        return same_as_aws_conn_id(conn_id, self.aws_conn_id)
+
+    def open_destination(self, uri: str, conn_id: str | None) -> Destination:
+        """The destination at ``uri`` (normalised); an ``s3://`` one on connection ``conn_id``, with ``verify``."""
+        return open_export_destination(uri, conn_id, verify=self.verify)
+
+
+class DynamoDBScanBaseOperator(AwsConnectionOperator):
     """
     Base of the operators that scan a DynamoDB table, the whole of it or one segment.
 
@@ -151,8 +216,6 @@ class DynamoDBScanBaseOperator(FailFastMixin, BaseOperator):
     :param progress_interval: seconds between progress lines in the task log (default 30); ``None`` or 0 for none
     """
 
-    aws_template_fields: Sequence[str] = ("aws_conn_id", "region_name", "verify", "botocore_config")
-
     def __init__(
         self,
         *,
@@ -161,10 +224,6 @@ class DynamoDBScanBaseOperator(FailFastMixin, BaseOperator):
         total_segments: int | None = None,
         scan_kwargs: dict[str, Any] | None = None,
         max_workers: int | None = None,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
         fast_decoding: bool = True,
         request_retry_policy: RetryPolicy | None = None,
         request_max_attempts: int | None = None,
@@ -179,10 +238,6 @@ class DynamoDBScanBaseOperator(FailFastMixin, BaseOperator):
         self.total_segments = total_segments
         self.scan_kwargs = scan_kwargs
         self.max_workers = max_workers
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
         self.fast_decoding = fast_decoding
         # Checked here too, so a DAG with an impossible value fails when it is parsed, not when the task runs.
         resolve_retry_policy(
@@ -194,10 +249,6 @@ class DynamoDBScanBaseOperator(FailFastMixin, BaseOperator):
         self.max_read_capacity_units = validate_max_read_capacity_units(max_read_capacity_units, table_name)
         self.progress_interval = validate_progress_interval(progress_interval)
         self.scan_stats: ScanStats | None = None
-
-    def connection_or_default(self, conn_id: str | None) -> str | None:
-        """``conn_id``, or this operator's ``aws_conn_id`` when it was left at :data:`SAME_AS_AWS_CONN_ID`."""
-        return self.aws_conn_id if conn_id is SAME_AS_AWS_CONN_ID else conn_id
 
     @cached_property
     def hook(self) -> DynamoDBScanHook:

@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_dynamoscan.compat import BaseOperator
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, uses_schema, validate_columns, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, commit_export
 from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
 from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
-from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator, FailFastMixin
+from airflow_dynamoscan.operators.base import (
+    SAME_AS_AWS_CONN_ID,
+    AwsConnectionOperator,
+    DynamoDBScanBaseOperator,
+    open_export_destination,
+)
+from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.storage.checkpoints import (
+    ResumePlan,
     ScanCheckpoint,
     delete_checkpoint,
     export_fingerprint,
-    read_checkpoint,
+    plan_resume,
 )
-from airflow_dynamoscan.storage.destinations import Destination, normalize_destination, open_destination
+from airflow_dynamoscan.storage.destinations import Destination, normalize_destination
 from airflow_dynamoscan.storage.ownership import ExportIdentity, check_destination_owner, write_marker
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
+
+__all__ = [
+    "DynamoDBExportManifestOperator",
+    "DynamoDBExportOperator",
+    "asset_event_extra",
+    "open_export_destination",
+    "sample_export_schema",
+]
 
 #: Parts rotate when they reach this size, unless ``max_file_bytes`` says otherwise.
 DEFAULT_MAX_FILE_BYTES = 256 * 1024**2
@@ -91,21 +105,6 @@ def _run_of(context: Any) -> str | None:
     if task_instance is None:
         return None
     return f"{task_instance.dag_id}/{task_instance.run_id}/{task_instance.task_id}"
-
-
-def open_export_destination(uri: str, dest_aws_conn_id: str | None, *, verify: bool | str | None = None) -> Destination:
-    """
-    Return the destination at ``uri``, normalised; an ``s3://`` one uses the S3 client of ``dest_aws_conn_id``.
-
-    :raises InvalidScanArgumentError: a destination that is not allowed (see
-        :func:`~airflow_dynamoscan.storage.destinations.normalize_destination`), before any connection is made.
-    """
-    s3_client = None
-    if normalize_destination(uri).startswith("s3://"):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        s3_client = S3Hook(aws_conn_id=dest_aws_conn_id, verify=verify).get_conn()
-    return open_destination(uri, s3_client=s3_client)
 
 
 class DynamoDBExportOperator(DynamoDBScanBaseOperator):
@@ -216,7 +215,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
         segment, total_segments = self.validated_segment()
         scan_kwargs = self.validated_scan_kwargs()
-        destination = open_export_destination(self.destination, self.dest_aws_conn_id, verify=self.verify)
+        destination = self.open_destination(self.destination, self.dest_aws_conn_id)
         validate_columns(self.file_format, self.columns)
         schema = self._export_schema()
         # A whole-table export in one task is segment 0 of 1 of the export's layout, whatever its scan's count.
@@ -241,6 +240,38 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         if schema is None and uses_schema(self.file_format):
             schema = sample_export_schema(self.hook, self.table_name, scan_kwargs, columns=self.columns)
         prefix = segment_prefix(exported_segment, exported_total, table_name=self.table_name)
+        plan = self._plan_resume(destination, prefix, segment, total_segments, compression, scan_kwargs, schema)
+        started_at = _now()
+        self.log.info(
+            "Exporting table %s (segment %s of %s) to %s/%s as %s",
+            self.table_name,
+            exported_segment,
+            exported_total,
+            destination.uri,
+            prefix,
+            self.file_format,
+        )
+        pages = self.read_pages(
+            segment,
+            plan.total_segments,
+            scan_kwargs,
+            deserialize=not needs_attribute_values(self.file_format),
+            start_keys=plan.start_keys,
+        )
+        written = self._write_parts(pages, destination, identity, plan.checkpoint, schema)
+        delete_checkpoint(destination, prefix)
+        return self._result(written, destination, identity, exported_segment, started_at)
+
+    def _plan_resume(
+        self,
+        destination: Destination,
+        prefix: str,
+        segment: int | None,
+        total_segments: int | None,
+        compression: str | None,
+        scan_kwargs: dict[str, Any],
+        schema: ExportSchema | None,
+    ) -> ResumePlan:
         fingerprint = export_fingerprint(
             table_name=self.table_name,
             segment=segment,
@@ -252,44 +283,38 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             schema=None if schema is None else schema.to_json(),
             csv_formula_escaping=self.csv_formula_escaping,
         )
-        checkpoint = read_checkpoint(destination, prefix, fingerprint) if self.resume else None
-        if segment is None:
-            scan_total = checkpoint.total_segments if checkpoint else self.planned_total_segments(total_segments)
-            scan_segments = list(range(scan_total or 1))
-        else:
-            scan_total, scan_segments = total_segments, [segment]
-        start_keys = checkpoint.start_keys(scan_segments) if checkpoint else None
-        if checkpoint is not None:
+        plan = plan_resume(
+            destination,
+            prefix,
+            fingerprint,
+            segment=segment,
+            total_segments=total_segments,
+            plan_total_segments=lambda: self.planned_total_segments(total_segments),
+            resume=self.resume,
+        )
+        if plan.resumed:
             self.log.info(
                 "Resuming the export of table %s from its checkpoint: %s part(s) kept, %s segment(s) left to read",
                 self.table_name,
-                len(checkpoint.parts),
-                len(start_keys or {}),
+                len(plan.checkpoint.parts),
+                len(plan.start_keys or {}),
             )
-        else:
-            checkpoint = ScanCheckpoint(prefix=prefix, fingerprint=fingerprint, total_segments=scan_total)
-        started_at = _now()
-        self.log.info(
-            "Exporting table %s (segment %s of %s) to %s/%s as %s",
-            self.table_name,
-            exported_segment,
-            exported_total,
-            destination.uri,
-            prefix,
-            self.file_format,
-        )
-        written = export_pages(
-            self.read_pages(
-                segment,
-                scan_total,
-                scan_kwargs,
-                deserialize=not needs_attribute_values(self.file_format),
-                start_keys=start_keys,
-            ),
+        return plan
+
+    def _write_parts(
+        self,
+        pages: Iterator[ScanPage],
+        destination: Destination,
+        identity: ExportIdentity,
+        checkpoint: ScanCheckpoint,
+        schema: ExportSchema | None,
+    ) -> dict[str, Any]:
+        return export_pages(
+            pages,
             destination,
             file_format=self.file_format,
-            compression=compression,
-            prefix=prefix,
+            compression=identity.compression,
+            prefix=checkpoint.prefix,
             max_file_bytes=self.max_file_bytes,
             schema=schema,
             csv_formula_escaping=self.csv_formula_escaping,
@@ -298,7 +323,15 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             replaces=[MANIFEST_NAME] if self.overwrite else [],
             claim=lambda: write_marker(destination, identity),
         )
-        delete_checkpoint(destination, prefix)
+
+    def _result(
+        self,
+        written: dict[str, Any],
+        destination: Destination,
+        identity: ExportIdentity,
+        exported_segment: int,
+        started_at: str,
+    ) -> dict[str, Any]:
         self.log.info(
             "Exported %s items (%s bytes, %s parts) of table %s segment %s of %s",
             written["items"],
@@ -306,7 +339,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             len(written["parts"]),
             self.table_name,
             exported_segment,
-            exported_total,
+            identity.total_segments,
         )
         extra: dict[str, Any] = {}
         if "schema" in written:
@@ -316,13 +349,13 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         return {
             "table_name": self.table_name,
             "segment": exported_segment,
-            "total_segments": exported_total,
+            "total_segments": identity.total_segments,
             "items": written["items"],
             "bytes": written["bytes"],
             "parts": written["parts"],
             "destination": destination.uri,
             "file_format": self.file_format,
-            "compression": compression,
+            "compression": identity.compression,
             "dest_aws_conn_id": self.dest_aws_conn_id,
             "started_at": started_at,
             "finished_at": _now(),
@@ -390,7 +423,7 @@ def _materialize(results: Any) -> list[Any]:
     return list(results)
 
 
-class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
+class DynamoDBExportManifestOperator(AwsConnectionOperator):
     """
     Commit an export: check that every segment reported exactly once, then write ``manifest.json`` last.
 
@@ -407,7 +440,8 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
     :param table_name: the exported table; default: the one the results name (templated)
     :param total_segments: the expected segment count; default: the one the results name
     :param dest_aws_conn_id: the Airflow connection for an S3 destination; default: the export's (the one its
-        results name), else ``aws_default``
+        results name), else ``aws_conn_id``
+    :param aws_conn_id: the connection of an S3 destination whose results name none (default ``aws_default``)
     :param verify: SSL verification for S3, as for the Amazon provider's operators
 
     With ``outlets=[Asset(...)]`` each asset gets one event when the manifest is written (a task that fails
@@ -417,7 +451,14 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
     ``triggering_asset_events``.
     """
 
-    template_fields: Sequence[str] = ("results", "destination", "table_name", "total_segments", "dest_aws_conn_id")
+    template_fields: Sequence[str] = (
+        "results",
+        "destination",
+        "table_name",
+        "total_segments",
+        "dest_aws_conn_id",
+        *AwsConnectionOperator.aws_template_fields,
+    )
     ui_color = "#20bf6b"
 
     def __init__(
@@ -428,7 +469,6 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
         table_name: str | None = None,
         total_segments: int | None = None,
         dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
-        verify: bool | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -439,7 +479,6 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
         # Not given: the export's connection, which its results name (a sentinel is no value for a template field).
         self.connection_from_results = dest_aws_conn_id is SAME_AS_AWS_CONN_ID
         self.dest_aws_conn_id = None if self.connection_from_results else dest_aws_conn_id
-        self.verify = verify
 
     def execute(self, context: Context) -> dict[str, Any]:
         results = [dict(result) for result in _materialize(self.results) if result is not None]
@@ -452,7 +491,7 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
         destination_uri: Any = first.get("destination") if self.destination is None else self.destination
         total_segments = self.total_segments or first["total_segments"]
         dest_aws_conn_id = (
-            first.get("dest_aws_conn_id", "aws_default") if self.connection_from_results else self.dest_aws_conn_id
+            first.get("dest_aws_conn_id", self.aws_conn_id) if self.connection_from_results else self.dest_aws_conn_id
         )
         manifest = build_manifest(
             results,
@@ -464,7 +503,7 @@ class DynamoDBExportManifestOperator(FailFastMixin, BaseOperator):
             started_at=None,
             finished_at=None,
         )
-        destination = open_export_destination(manifest["destination"], dest_aws_conn_id, verify=self.verify)
+        destination = self.open_destination(manifest["destination"], dest_aws_conn_id)
         manifest_uri = commit_export(destination, manifest)
         extra = asset_event_extra(manifest, manifest_uri)
         for outlet in self.outlets:

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.export.exporter import segment_prefix
 from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, DynamoDBTargetTableLink, persist_links
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator
-from airflow_dynamoscan.operators.dynamodb_export import open_export_destination
-from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage
-from airflow_dynamoscan.storage.checkpoints import (
-    ScanCheckpoint,
-    delete_checkpoint,
-    export_fingerprint,
-    read_checkpoint,
-    write_checkpoint,
-)
-from airflow_dynamoscan.storage.destinations import Destination
+from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS
+from airflow_dynamoscan.storage.checkpoints import export_fingerprint, plan_resume
 from airflow_dynamoscan.write.batch import BatchWriter
 from airflow_dynamoscan.write.transform import (
+    TransformCounts,
+    TransformProgress,
     check_in_place_scan_kwargs,
     key_attribute_names,
     transform_items,
@@ -146,46 +140,37 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
             names the item's key and how many items had been written.
         :raises BatchWriteError: DynamoDB rejected a write or left items unprocessed after every retry.
         """
-        table_name = self.table_name
-        target_table_name = self.target_table_name or table_name
-        in_place = target_table_name == table_name
+        target_table_name = self.target_table_name or self.table_name
+        in_place = target_table_name == self.table_name
         segment, total_segments = self.validated_segment()
         scan_kwargs = self.validated_scan_kwargs()
         if in_place:
-            check_in_place_scan_kwargs(table_name, scan_kwargs)
+            check_in_place_scan_kwargs(self.table_name, scan_kwargs)
             self._check_key_change_scope(segment, total_segments)
-        key_names = key_attribute_names(self.hook.describe_table(table_name))
+        key_names = key_attribute_names(self.hook.describe_table(self.table_name))
         target_key_names = key_names if in_place else key_attribute_names(self.hook.describe_table(target_table_name))
         persist_links(
             context,
             self,
             self.hook,
-            (DynamoDBTableLink, {"table_name": table_name}),
+            (DynamoDBTableLink, {"table_name": self.table_name}),
             (DynamoDBTargetTableLink, {"table_name": target_table_name}),
         )
         where = "the whole table" if segment is None else f"segment {segment} of {total_segments}"
         self.log.info(
             "Transforming %s of table %s into %s%s",
             where,
-            table_name,
+            self.table_name,
             "itself" if in_place else f"table {target_table_name}",
             " (dry run: nothing is written)" if self.is_dry_run else "",
         )
         with contextlib.ExitStack() as stack:
-            writer = (
-                None
-                if self.is_dry_run
-                else stack.enter_context(
-                    self.hook.batch_writer(
-                        target_table_name, target_key_names, threads=self.max_workers or DEFAULT_MAX_WORKERS
-                    )
-                )
-            )
+            writer = None if self.is_dry_run else stack.enter_context(self._writer(target_table_name, target_key_names))
             progress = self._progress(segment, total_segments, scan_kwargs, target_table_name, writer)
             counts = transform_items(
                 progress.items(),
                 self.transform,
-                table_name=table_name,
+                table_name=self.table_name,
                 key_names=key_names,
                 writer=writer,
                 target_table_name=target_table_name,
@@ -193,10 +178,27 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
                 allow_key_change=self.allow_key_change,
             )
         progress.finish()
+        return self._result(where, target_table_name, segment, total_segments, counts, writer, progress)
+
+    def _writer(self, target_table_name: str, target_key_names: Sequence[str]) -> BatchWriter:
+        return self.hook.batch_writer(
+            target_table_name, target_key_names, threads=self.max_workers or DEFAULT_MAX_WORKERS
+        )
+
+    def _result(
+        self,
+        where: str,
+        target_table_name: str,
+        segment: int | None,
+        total_segments: int | None,
+        counts: TransformCounts,
+        writer: BatchWriter | None,
+        progress: TransformProgress,
+    ) -> dict[str, Any]:
         self.log.info(
             "Transformed %s of table %s: %s scanned, %s %s, %s unchanged, %s skipped, %s moved to a new key",
             where,
-            table_name,
+            self.table_name,
             counts.scanned,
             counts.to_write if self.is_dry_run else counts.written,
             "would be written" if self.is_dry_run else "written",
@@ -205,7 +207,7 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
             counts.key_changed,
         )
         result: dict[str, Any] = {
-            "table_name": table_name,
+            "table_name": self.table_name,
             "target_table_name": target_table_name,
             "segment": segment,
             "total_segments": total_segments,
@@ -243,18 +245,16 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         scan_kwargs: dict[str, Any],
         target_table_name: str,
         writer: BatchWriter | None,
-    ) -> _TransformProgress:
+    ) -> TransformProgress:
         if self.checkpoint_destination is None or writer is None:
-            pages = self.read_pages(segment, total_segments, scan_kwargs, deserialize=False)
-            return _TransformProgress(pages)
+            return TransformProgress(self.read_pages(segment, total_segments, scan_kwargs, deserialize=False))
         if self.allow_key_change:
             raise InvalidScanArgumentError(
                 f"Table {self.table_name!r}: checkpoint_destination cannot be used with allow_key_change=True: "
                 "moved items are written after the scan, so a checkpoint taken before would skip them on a retry."
             )
-        destination = open_export_destination(self.checkpoint_destination, self.checkpoint_aws_conn_id)
+        destination = self.open_destination(self.checkpoint_destination, self.checkpoint_aws_conn_id)
         part = "whole-table" if segment is None else segment_prefix(segment, total_segments)
-        prefix = f"transform-{self.table_name}-to-{target_table_name}-{part}"
         fingerprint = export_fingerprint(
             kind="transform",
             table_name=self.table_name,
@@ -264,70 +264,25 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
             scan_kwargs=scan_kwargs,
             transform=f"{getattr(self.transform, '__module__', '')}.{getattr(self.transform, '__qualname__', '')}",
         )
-        checkpoint = read_checkpoint(destination, prefix, fingerprint)
-        if segment is None:
-            scan_total = checkpoint.total_segments if checkpoint else self.planned_total_segments(total_segments)
-            scan_segments = list(range(scan_total or 1))
-        else:
-            scan_total, scan_segments = total_segments, [segment]
-        resumed_from: dict[str, int] = {}
-        start_keys = None
-        if checkpoint is not None:
-            start_keys = checkpoint.start_keys(scan_segments)
-            resumed_from = dict(checkpoint.counts)
+        plan = plan_resume(
+            destination,
+            f"transform-{self.table_name}-to-{target_table_name}-{part}",
+            fingerprint,
+            segment=segment,
+            total_segments=total_segments,
+            plan_total_segments=lambda: self.planned_total_segments(total_segments),
+        )
+        progress = TransformProgress(
+            self.read_pages(segment, plan.total_segments, scan_kwargs, deserialize=False, start_keys=plan.start_keys),
+            writer,
+            destination,
+            plan.checkpoint,
+        )
+        if plan.resumed:
             self.log.info(
                 "Resuming the transform of table %s from its checkpoint: %s item(s) read and %s written before",
                 self.table_name,
-                resumed_from.get("scanned", 0),
-                resumed_from.get("written", 0),
+                progress.resumed_from.get("scanned", 0),
+                progress.resumed_from.get("written", 0),
             )
-        else:
-            checkpoint = ScanCheckpoint(prefix=prefix, fingerprint=fingerprint, total_segments=scan_total)
-        pages = self.read_pages(segment, scan_total, scan_kwargs, deserialize=False, start_keys=start_keys)
-        return _TransformProgress(pages, writer, destination, checkpoint, resumed_from)
-
-
-class _TransformProgress:
-    """
-    Feed a transform the items of its pages and, with a checkpoint, record each page once its writes are confirmed.
-
-    A page is recorded after every item of it has been transformed and the writer has flushed, so a retry that
-    resumes from the checkpoint transforms again at most the page each segment was in when the task failed.
-    """
-
-    def __init__(
-        self,
-        pages: Iterator[ScanPage],
-        writer: BatchWriter | None = None,
-        destination: Destination | None = None,
-        checkpoint: ScanCheckpoint | None = None,
-        resumed_from: dict[str, int] | None = None,
-    ) -> None:
-        self.pages = pages
-        self.writer = writer
-        self.destination = destination
-        self.checkpoint = checkpoint
-        self.resumed_from = resumed_from or {}
-
-    def items(self) -> Iterator[dict[str, Any]]:
-        scanned = self.resumed_from.get("scanned", 0)
-        written_before = self.resumed_from.get("written", 0)
-        try:
-            for page in self.pages:
-                yield from page.items
-                if self.checkpoint is None or self.writer is None or self.destination is None:
-                    continue
-                self.writer.flush()
-                scanned += len(page.items)
-                self.checkpoint.record_page(page.segment, page.last_evaluated_key)
-                self.checkpoint.counts = {"scanned": scanned, "written": written_before + self.writer.written}
-                write_checkpoint(self.destination, self.checkpoint)
-        finally:
-            close = getattr(self.pages, "close", None)
-            if close is not None:
-                close()
-
-    def finish(self) -> None:
-        """The transform is complete: its checkpoint has served."""
-        if self.checkpoint is not None and self.destination is not None:
-            delete_checkpoint(self.destination, self.checkpoint.prefix)
+        return progress

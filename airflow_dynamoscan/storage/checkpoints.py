@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -171,3 +172,53 @@ def write_checkpoint(destination: Destination, checkpoint: ScanCheckpoint) -> No
 def delete_checkpoint(destination: Destination, prefix: str) -> None:
     """Delete the checkpoint of ``prefix``, if any."""
     destination.delete([checkpoint_path(prefix)])
+
+
+@dataclass
+class ResumePlan:
+    """
+    Where a scan that writes starts: afresh, or from the checkpoint an earlier attempt left.
+
+    :param checkpoint: the checkpoint to record progress in (the one found, or a new empty one)
+    :param total_segments: the segment count of the scan (the checkpoint's on a resumed whole-table scan)
+    :param start_keys: the segments still to read, each from its key (``None``: its start); ``None`` reads all
+    """
+
+    checkpoint: ScanCheckpoint
+    total_segments: int | None
+    start_keys: dict[int, dict[str, Any] | None] | None = None
+
+    @property
+    def resumed(self) -> bool:
+        """Whether an earlier attempt's checkpoint was found."""
+        return self.start_keys is not None
+
+
+def plan_resume(
+    destination: Destination,
+    prefix: str,
+    fingerprint: str,
+    *,
+    segment: int | None,
+    total_segments: int | None,
+    plan_total_segments: Callable[[], int],
+    resume: bool = True,
+) -> ResumePlan:
+    """
+    Plan a scan that records its progress under ``prefix``: the one resume mechanism of exports and transforms.
+
+    :param segment: the one segment the task reads, or ``None`` for a whole-table scan
+    :param total_segments: the segment count of the task's scan as given
+    :param plan_total_segments: plans the segment count of a whole-table scan that does not resume (called only
+        then: a resumed scan keeps the count its checkpoint was written with, so its keys stay valid)
+    :param resume: look for a checkpoint of the same ``fingerprint``; ``False`` starts afresh
+    """
+    checkpoint = read_checkpoint(destination, prefix, fingerprint) if resume else None
+    if segment is None:
+        scan_total = checkpoint.total_segments if checkpoint else plan_total_segments()
+        scan_segments = list(range(scan_total or 1))
+    else:
+        scan_total, scan_segments = total_segments, [segment]
+    if checkpoint is None:
+        return ResumePlan(ScanCheckpoint(prefix=prefix, fingerprint=fingerprint, total_segments=scan_total), scan_total)
+    return ResumePlan(checkpoint, scan_total, checkpoint.start_keys(scan_segments))

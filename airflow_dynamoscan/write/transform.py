@@ -8,13 +8,16 @@ gives them) and returns the item to write, or ``None`` to leave the item alone. 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
 from airflow_dynamoscan.exceptions import DynamoScanError, InvalidItemError, InvalidScanArgumentError, TransformError
 from airflow_dynamoscan.scan.decode import deserialize_item
+from airflow_dynamoscan.scan.scanner import ScanPage
+from airflow_dynamoscan.storage.checkpoints import ScanCheckpoint, delete_checkpoint, write_checkpoint
+from airflow_dynamoscan.storage.destinations import Destination
 from airflow_dynamoscan.write.batch import BatchWriter, describe_key, serialize_item
 
 log = logging.getLogger(__name__)
@@ -24,9 +27,6 @@ ItemTransform = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 #: Scan keywords that give partial items or read an index: written back in place, they would drop attributes.
 PARTIAL_ITEM_SCAN_KEYWORDS = ("AttributesToGet", "IndexName", "ProjectionExpression", "Select")
-
-#: How many items read between two progress lines in the log.
-PROGRESS_EVERY = 100_000
 
 _KEY_TYPES = (str, int, Decimal, bytes)
 
@@ -319,17 +319,9 @@ def transform_items(
     )
     counts = transformer.counts
     try:
+        # Progress is the scan's to report (ScanProgress, every progress_interval seconds): one reporter.
         for attributes in items:
             transformer.process(attributes)
-            if counts.scanned % PROGRESS_EVERY == 0:
-                log.info(
-                    "Table %s: %s item(s) read, %s to write, %s unchanged, %s skipped",
-                    table_name,
-                    counts.scanned,
-                    counts.to_write,
-                    counts.unchanged,
-                    counts.skipped,
-                )
     finally:
         close = getattr(items, "close", None)
         if close is not None:
@@ -340,3 +332,56 @@ def transform_items(
         counts.written = writer.written
         counts.deleted = writer.deleted
     return counts
+
+
+class TransformProgress:
+    """
+    Feed a transform the items of its pages and, with a checkpoint, record each page once its writes are confirmed.
+
+    A page is recorded after every item of it has been transformed and the writer has flushed, so a retry that
+    resumes from the checkpoint (:func:`~airflow_dynamoscan.storage.checkpoints.plan_resume`) transforms again at
+    most the page each segment was in when the task failed.
+
+    :param pages: the scan's pages (AttributeValue items)
+    :param writer: the transform's writer; without it (a dry run) nothing is recorded
+    :param destination: where the checkpoint is written; without it nothing is recorded
+    :param checkpoint: the checkpoint to record in; its ``counts`` are those of the attempts before this one
+    """
+
+    def __init__(
+        self,
+        pages: Iterator[ScanPage],
+        writer: BatchWriter | None = None,
+        destination: Destination | None = None,
+        checkpoint: ScanCheckpoint | None = None,
+    ) -> None:
+        self.pages = pages
+        self.writer = writer
+        self.destination = destination
+        self.checkpoint = checkpoint
+        #: ``{"scanned": ..., "written": ...}`` of the attempts before this one (empty if none).
+        self.resumed_from: dict[str, int] = dict(checkpoint.counts) if checkpoint is not None else {}
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        """The items of every page, recording each page in the checkpoint once its writes are confirmed."""
+        scanned = self.resumed_from.get("scanned", 0)
+        written_before = self.resumed_from.get("written", 0)
+        try:
+            for page in self.pages:
+                yield from page.items
+                if self.checkpoint is None or self.writer is None or self.destination is None:
+                    continue
+                self.writer.flush()
+                scanned += len(page.items)
+                self.checkpoint.record_page(page.segment, page.last_evaluated_key)
+                self.checkpoint.counts = {"scanned": scanned, "written": written_before + self.writer.written}
+                write_checkpoint(self.destination, self.checkpoint)
+        finally:
+            close = getattr(self.pages, "close", None)
+            if close is not None:
+                close()
+
+    def finish(self) -> None:
+        """The transform is complete: its checkpoint has served."""
+        if self.checkpoint is not None and self.destination is not None:
+            delete_checkpoint(self.destination, self.checkpoint.prefix)
