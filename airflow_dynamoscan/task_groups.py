@@ -165,35 +165,16 @@ def dynamodb_parallel_export(
     # Resolved here: a task's arguments are serialised with the DAG, and the default is no value to serialise.
     dest_conn_id = same_as_aws_conn_id(dest_aws_conn_id, aws_conn_id)
     task_kwargs = {name: export_kwargs.pop(name) for name in list(export_kwargs) if name in GROUP_TASK_PARAMETERS}
+    connection: dict[str, Any] = {"aws_conn_id": aws_conn_id, "region_name": region_name, "verify": verify}
+    connection["botocore_config"] = botocore_config
     with TaskGroup(group_id=group_id) as group:
-
-        @task(task_id="plan_segments", **task_kwargs)
-        def plan_segments(
-            table_name: str,
-            total_segments: int | str,
-            destination: str,
-            file_format: str,
-            scan_kwargs: dict[str, Any] | None,
-            columns: list[str] | None,
-        ) -> list[dict[str, Any]]:
-            # Once, here: every segment task and the manifest then see the same normalised destination.
-            normalised = fail_fast(normalize_destination)(destination)
-            segments = fail_fast(plan_export_segments)(
-                table_name,
-                total_segments,  # type: ignore[arg-type]
-                aws_conn_id=aws_conn_id,
-                region_name=region_name,
-                verify=verify,
-                botocore_config=botocore_config,
-                bytes_per_segment=bytes_per_segment,
-                max_segments=max_mapped_segments,
-                file_format=file_format,
-                scan_kwargs=scan_kwargs,
-                columns=columns,
-                plan_schema=export_kwargs.get("schema") is None,
-            )
-            return [{**segment, "destination": normalised} for segment in segments]
-
+        plan_segments = _plan_segments_task(
+            task_kwargs,
+            connection,
+            bytes_per_segment=bytes_per_segment,
+            max_segments=max_mapped_segments,
+            plan_schema=export_kwargs.get("schema") is None,
+        )
         plan = plan_segments(
             table_name,
             total_segments,
@@ -205,12 +186,9 @@ def dynamodb_parallel_export(
         export = DynamoDBExportOperator.partial(
             task_id="export_segment",
             table_name=table_name,
-            botocore_config=botocore_config,
             dest_aws_conn_id=dest_conn_id,
             map_index_template="segment {{ task.segment }} of {{ task.total_segments }}",
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            verify=verify,
+            **connection,
             **task_kwargs,
             **export_kwargs,
         ).expand_kwargs(plan)
@@ -224,3 +202,40 @@ def dynamodb_parallel_export(
             **task_kwargs,
         )
     return group
+
+
+def _plan_segments_task(
+    task_kwargs: dict[str, Any],
+    connection: dict[str, Any],
+    *,
+    bytes_per_segment: int,
+    max_segments: int,
+    plan_schema: bool,
+) -> Any:
+    """The ``plan_segments`` task of :func:`dynamodb_parallel_export`, on the group's AWS ``connection``."""
+
+    @task(task_id="plan_segments", **task_kwargs)
+    def plan_segments(
+        table_name: str,
+        total_segments: int | str,
+        destination: str,
+        file_format: str,
+        scan_kwargs: dict[str, Any] | None,
+        columns: list[str] | None,
+    ) -> list[dict[str, Any]]:
+        # Once, here: every segment task and the manifest then see the same normalised destination.
+        normalised = fail_fast(normalize_destination)(destination)
+        segments = fail_fast(plan_export_segments)(
+            table_name,
+            total_segments,  # type: ignore[arg-type]
+            **connection,
+            bytes_per_segment=bytes_per_segment,
+            max_segments=max_segments,
+            file_format=file_format,
+            scan_kwargs=scan_kwargs,
+            columns=columns,
+            plan_schema=plan_schema,
+        )
+        return [{**segment, "destination": normalised} for segment in segments]
+
+    return plan_segments

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.export.formats import (
+    PartEncoder,
     open_encoder,
     part_extension,
     uses_schema,
@@ -122,106 +123,159 @@ def export_pages(
     validate_format(file_format, compression, table_name=None)
     validate_columns(file_format, columns)
     prefix = _check_export_arguments(prefix, max_file_bytes)
-    export_schema = _check_schema(file_format, schema, columns, csv_formula_escaping, checkpoint)
-    extension = part_extension(file_format, compression)
-    parts: list[dict[str, Any]] = list(checkpoint.parts) if checkpoint is not None else []
-    kept = {part["path"] for part in parts}
-    stale = [name for name in destination.list(f"{prefix}/") if name not in kept]
-    if parts:
-        log.info("Resuming after %s committed part(s) under %s", len(parts), destination.child_uri(prefix))
+    writer = _PartWriter(
+        destination,
+        file_format=file_format,
+        compression=compression,
+        prefix=prefix,
+        max_file_bytes=max_file_bytes,
+        schema=_check_schema(file_format, schema, columns, csv_formula_escaping, checkpoint),
+        csv_formula_escaping=csv_formula_escaping,
+        checkpoint=checkpoint,
+        pages=iter(pages),
+    )
+    try:
+        writer.current = writer.next_page()
+        # Only now that DynamoDB has answered: a request it rejects (an invalid expression) leaves the files of an
+        # earlier attempt, or of a complete export being overwritten, as they were.
+        if uses_schema(file_format) and writer.schema is None:
+            writer.schema = plan_schema(writer.current[0].items if writer.current else (), columns=columns)
+        if claim is not None:
+            claim()
+        if replaces:
+            destination.delete(replaces)
+        writer.delete_stale()
+        # An export without any item still gets one (empty, valid) part, unless earlier attempts wrote some.
+        while writer.current is not None or not writer.parts:
+            writer.write_part()
+    finally:
+        close = getattr(writer.pages, "close", None)
+        if close is not None:
+            close()
+    return writer.result()
 
-    # Where each segment stands: the key its next page starts after, and items of that page already in parts.
-    progress: dict[int, SegmentProgress] = checkpoint.scan_segments if checkpoint is not None else {}
-    to_skip = {segment: state.skip_items for segment, state in progress.items() if state.skip_items}
-    iterator = iter(pages)
 
-    def next_page() -> tuple[ScanPage, int] | None:
+class _PartWriter:
+    """The state of one export under one prefix: its parts, where each segment stands, the page being written."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        *,
+        file_format: str,
+        compression: str | None,
+        prefix: str,
+        max_file_bytes: int | None,
+        schema: ExportSchema | None,
+        csv_formula_escaping: bool,
+        checkpoint: ScanCheckpoint | None,
+        pages: Iterator[ScanPage],
+    ) -> None:
+        self.destination = destination
+        self.file_format = file_format
+        self.compression = compression
+        self.prefix = prefix
+        self.max_file_bytes = max_file_bytes
+        self.schema = schema
+        self.csv_formula_escaping = csv_formula_escaping
+        self.checkpoint = checkpoint
+        self.pages = pages
+        self.extension = part_extension(file_format, compression)
+        self.parts: list[dict[str, Any]] = list(checkpoint.parts) if checkpoint is not None else []
+        kept = {part["path"] for part in self.parts}
+        self.stale = [name for name in destination.list(f"{prefix}/") if name not in kept]
+        if self.parts:
+            log.info("Resuming after %s committed part(s) under %s", len(self.parts), destination.child_uri(prefix))
+        # Where each segment stands: the key its next page starts after, and items of that page already in parts.
+        self.progress: dict[int, SegmentProgress] = checkpoint.scan_segments if checkpoint is not None else {}
+        self.to_skip = {segment: state.skip_items for segment, state in self.progress.items() if state.skip_items}
+        #: The page being written and the index of its next item to write; ``None`` once every page is written.
+        self.current: tuple[ScanPage, int] | None = None
+
+    def result(self) -> dict[str, Any]:
+        """What :func:`export_pages` returns: the totals, the parts and the parts' schema."""
+        result: dict[str, Any] = {
+            "items": sum(part["items"] for part in self.parts),
+            "bytes": sum(part["bytes"] for part in self.parts),
+            "parts": self.parts,
+        }
+        if self.schema is not None:
+            result["schema"] = self.schema.to_json()
+        return result
+
+    def next_page(self) -> tuple[ScanPage, int] | None:
         """The next page with items still to write, and the index of its first such item."""
-        for page in iterator:
+        for page in self.pages:
             segment = page.segment or 0
-            skip = to_skip.pop(segment, 0)
+            skip = self.to_skip.pop(segment, 0)
             if skip < len(page.items):
                 return page, skip
             # Every item of this page is in committed parts already (or it has none).
             left = skip - len(page.items)
             if left:
-                to_skip[segment] = left
-            progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None, left)
+                self.to_skip[segment] = left
+            self.progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None, left)
         return None
 
-    try:
-        current = next_page()
-        # Only now that DynamoDB has answered: a request it rejects (an invalid expression) leaves the files of an
-        # earlier attempt, or of a complete export being overwritten, as they were.
-        if uses_schema(file_format) and export_schema is None:
-            export_schema = plan_schema(current[0].items if current else (), columns=columns)
-        if claim is not None:
-            claim()
-        if replaces:
-            destination.delete(replaces)
-        if stale:
-            log.info("Deleting %s file(s) left under %s", len(stale), destination.child_uri(prefix))
-            destination.delete(stale)
-        # An export without any item still gets one (empty, valid) part, unless earlier attempts wrote some.
-        while current is not None or not parts:
-            path = f"{prefix}/part-{len(parts):05d}{extension}"
-            with destination.open_part(path) as part_file:
-                encoder = open_encoder(
-                    file_format,
-                    part_file,
-                    compression=compression,
-                    schema=export_schema,
-                    csv_formula_escaping=csv_formula_escaping,
-                    where=destination.child_uri(path),
-                )
-                try:
-                    while current is not None:
-                        page, offset = current
-                        offset += encoder.write_items(
-                            page.items[offset:] if offset else page.items, max_bytes=max_file_bytes
-                        )
-                        if offset < len(page.items):
-                            current = (page, offset)  # the part is full
-                            break
-                        segment = page.segment or 0
-                        progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None)
-                        current = next_page()
-                except BaseException:
-                    # Released here, not by the garbage collector at some later moment (a Parquet writer's
-                    # finaliser then reports errors about a file that is long gone).
-                    encoder.discard()
-                    raise
-                encoder.close()
-            part = {
-                "uri": destination.child_uri(path),
-                "path": path,
-                "items": encoder.items,
-                "bytes": encoder.bytes_written,
-            }
-            parts.append(part)
-            log.info("Wrote %s: %s items, %s bytes", part["uri"], part["items"], part["bytes"])
-            if checkpoint is not None:
-                if current is not None:
-                    # The part ended within this page: a retry reads it again and leaves out what parts hold.
-                    page, offset = current
-                    segment = page.segment or 0
-                    start = progress.get(segment, SegmentProgress()).last_evaluated_key
-                    progress[segment] = SegmentProgress(start, False, offset)
-                checkpoint.scan_segments = progress
-                checkpoint.parts = list(parts)
-                write_checkpoint(destination, checkpoint)
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
-    result: dict[str, Any] = {
-        "items": sum(part["items"] for part in parts),
-        "bytes": sum(part["bytes"] for part in parts),
-        "parts": parts,
-    }
-    if export_schema is not None:
-        result["schema"] = export_schema.to_json()
-    return result
+    def delete_stale(self) -> None:
+        """Delete the files under the prefix that no kept part is (left by an earlier, failed attempt)."""
+        if self.stale:
+            log.info("Deleting %s file(s) left under %s", len(self.stale), self.destination.child_uri(self.prefix))
+            self.destination.delete(self.stale)
+
+    def write_part(self) -> None:
+        """Write and commit the next part, from the current page on, until it is full or the pages end."""
+        path = f"{self.prefix}/part-{len(self.parts):05d}{self.extension}"
+        with self.destination.open_part(path) as part_file:
+            encoder = open_encoder(
+                self.file_format,
+                part_file,
+                compression=self.compression,
+                schema=self.schema,
+                csv_formula_escaping=self.csv_formula_escaping,
+                where=self.destination.child_uri(path),
+            )
+            try:
+                self._fill(encoder)
+            except BaseException:
+                # Released here, not by the garbage collector at some later moment (a Parquet writer's
+                # finaliser then reports errors about a file that is long gone).
+                encoder.discard()
+                raise
+            encoder.close()
+        part = {
+            "uri": self.destination.child_uri(path),
+            "path": path,
+            "items": encoder.items,
+            "bytes": encoder.bytes_written,
+        }
+        self.parts.append(part)
+        log.info("Wrote %s: %s items, %s bytes", part["uri"], part["items"], part["bytes"])
+        self._record()
+
+    def _fill(self, encoder: PartEncoder) -> None:
+        while self.current is not None:
+            page, offset = self.current
+            offset += encoder.write_items(page.items[offset:] if offset else page.items, max_bytes=self.max_file_bytes)
+            if offset < len(page.items):
+                self.current = (page, offset)  # the part is full
+                return
+            segment = page.segment or 0
+            self.progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None)
+            self.current = self.next_page()
+
+    def _record(self) -> None:
+        if self.checkpoint is None:
+            return
+        if self.current is not None:
+            # The part ended within this page: a retry reads it again and leaves out what parts hold.
+            page, offset = self.current
+            segment = page.segment or 0
+            start = self.progress.get(segment, SegmentProgress()).last_evaluated_key
+            self.progress[segment] = SegmentProgress(start, False, offset)
+        self.checkpoint.scan_segments = self.progress
+        self.checkpoint.parts = list(self.parts)
+        write_checkpoint(self.destination, self.checkpoint)
 
 
 def _check_schema(

@@ -100,6 +100,40 @@ def _check_result(
     return {**result, "segment": 0 if result["segment"] is None else result["segment"]}
 
 
+def _check_segments(checked: list[dict[str, Any]], table_name: str, destination_uri: str, total: int) -> None:
+    """Refuse results that do not report every segment of ``0..total-1`` exactly once."""
+    counts = Counter(result["segment"] for result in checked)
+    missing = [segment for segment in range(total) if segment not in counts]
+    duplicated = [segment for segment, count in counts.items() if count > 1]
+    unexpected = [segment for segment in counts if not (isinstance(segment, int) and 0 <= segment < total)]
+    if not (missing or duplicated or unexpected):
+        return
+    problems = []
+    if missing:
+        problems.append(f"missing segments {_describe_numbers(missing)} ({len(missing)} of {total})")
+    if duplicated:
+        problems.append(f"segments reported more than once: {_describe_numbers(duplicated)}")
+    if unexpected:
+        problems.append(f"segments outside 0-{total - 1}: {', '.join(map(repr, sorted(unexpected, key=str)))}")
+    raise IncompleteExportError(
+        f"Table {table_name!r}: the export to {destination_uri} is incomplete: {'; '.join(problems)}."
+    )
+
+
+def _scan_window(
+    checked: list[dict[str, Any]], started_at: str | None, finished_at: str | None
+) -> tuple[str | None, str | None]:
+    """The earliest start and the latest finish of the export and its results, in UTC, or ``None``."""
+    starts = [_utc(started_at, "started_at")] + [_utc(r.get("started_at"), "started_at") for r in checked]
+    finishes = [_utc(finished_at, "finished_at")] + [_utc(r.get("finished_at"), "finished_at") for r in checked]
+    known_starts = [moment for moment in starts if moment is not None]
+    known_finishes = [moment for moment in finishes if moment is not None]
+    return (
+        min(known_starts).isoformat() if known_starts else None,
+        max(known_finishes).isoformat() if known_finishes else None,
+    )
+
+
 def build_manifest(
     results: Iterable[Mapping[str, Any]],
     *,
@@ -151,26 +185,8 @@ def build_manifest(
     }
     export.update(layout)
     checked = [_check_result(index, result, table_name, total, export) for index, result in enumerate(results)]
-    counts = Counter(result["segment"] for result in checked)
-    missing = [segment for segment in range(total) if segment not in counts]
-    duplicated = [segment for segment, count in counts.items() if count > 1]
-    unexpected = [segment for segment in counts if not (isinstance(segment, int) and 0 <= segment < total)]
-    if missing or duplicated or unexpected:
-        problems = []
-        if missing:
-            problems.append(f"missing segments {_describe_numbers(missing)} ({len(missing)} of {total})")
-        if duplicated:
-            problems.append(f"segments reported more than once: {_describe_numbers(duplicated)}")
-        if unexpected:
-            problems.append(f"segments outside 0-{total - 1}: {', '.join(map(repr, sorted(unexpected, key=str)))}")
-        raise IncompleteExportError(
-            f"Table {table_name!r}: the export to {destination_uri} is incomplete: {'; '.join(problems)}."
-        )
-
-    starts = [_utc(started_at, "started_at")] + [_utc(r.get("started_at"), "started_at") for r in checked]
-    finishes = [_utc(finished_at, "finished_at")] + [_utc(r.get("finished_at"), "finished_at") for r in checked]
-    known_starts = [moment for moment in starts if moment is not None]
-    known_finishes = [moment for moment in finishes if moment is not None]
+    _check_segments(checked, table_name, destination_uri, total)
+    scan_started_at, scan_finished_at = _scan_window(checked, started_at, finished_at)
     segments = [
         {
             "segment": result["segment"],
@@ -192,8 +208,8 @@ def build_manifest(
         "items": sum(segment["items"] for segment in segments),
         "bytes": sum(segment["bytes"] for segment in segments),
         "part_count": sum(len(segment["parts"]) for segment in segments),
-        "scan_started_at": min(known_starts).isoformat() if known_starts else None,
-        "scan_finished_at": max(known_finishes).isoformat() if known_finishes else None,
+        "scan_started_at": scan_started_at,
+        "scan_finished_at": scan_finished_at,
         "created_at": datetime.now(timezone.utc).isoformat(),
         **layout,
         "segments": segments,

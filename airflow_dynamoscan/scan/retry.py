@@ -212,38 +212,48 @@ def call_with_retries(
             if code is None:
                 raise
             if attempt >= policy.max_attempts:
-                raise RetriesExhaustedError(
-                    f"{where}: {operation} failed {attempt} time(s) in a row, the last time with {code}. "
-                    + (
-                        "DynamoDB kept throttling: lower read_capacity_fraction or max_read_capacity_units (reads), "
-                        "write with fewer threads (writes), or raise max_attempts."
-                        if is_throttling(code)
-                        else "DynamoDB or the network kept failing: check the endpoint, or raise max_attempts."
-                    )
-                ) from error
+                raise _exhausted(where, operation, attempt, code) from error
             pause = policy.delay(attempt, random_fraction())
-            if segment is None:
-                log.warning(
-                    "Table %s: %s failed with %s (attempt %s of %s); retrying in %.3f s",
-                    table_name,
-                    operation,
-                    code,
-                    attempt,
-                    policy.max_attempts,
-                    pause,
-                )
-            else:
-                log.warning(
-                    "Table %s segment %s: %s failed with %s (attempt %s of %s); retrying in %.3f s",
-                    table_name,
-                    segment,
-                    operation,
-                    code,
-                    attempt,
-                    policy.max_attempts,
-                    pause,
-                )
+            _log_retry(table_name, segment, operation, code, attempt, policy.max_attempts, pause)
             if on_retry is not None:
                 on_retry(code)
             sleep(pause)
             attempt += 1
+
+
+def _exhausted(where: str, operation: str, attempt: int, code: str) -> RetriesExhaustedError:
+    return RetriesExhaustedError(
+        f"{where}: {operation} failed {attempt} time(s) in a row, the last time with {code}. "
+        + (
+            "DynamoDB kept throttling: lower read_capacity_fraction or max_read_capacity_units (reads), "
+            "write with fewer threads (writes), or raise max_attempts."
+            if is_throttling(code)
+            else "DynamoDB or the network kept failing: check the endpoint, or raise max_attempts."
+        )
+    )
+
+
+def _log_retry(
+    table_name: str, segment: int | None, operation: str, code: str, attempt: int, max_attempts: int, pause: float
+) -> None:
+    if segment is None:
+        log.warning(
+            "Table %s: %s failed with %s (attempt %s of %s); retrying in %.3f s",
+            table_name,
+            operation,
+            code,
+            attempt,
+            max_attempts,
+            pause,
+        )
+    else:
+        log.warning(
+            "Table %s segment %s: %s failed with %s (attempt %s of %s); retrying in %.3f s",
+            table_name,
+            segment,
+            operation,
+            code,
+            attempt,
+            max_attempts,
+            pause,
+        )

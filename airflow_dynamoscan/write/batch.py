@@ -35,12 +35,8 @@ log = logging.getLogger(__name__)
 #: BatchWriteItem takes at most 25 put or delete requests.
 MAX_BATCH_SIZE = 25
 
-#: Requests sent for one batch before items still unprocessed are an error.
-DEFAULT_MAX_ATTEMPTS = 10
-
-#: Longest pause (seconds) before the first retry of a batch; it doubles per attempt, up to ``DEFAULT_MAX_DELAY``.
-DEFAULT_BASE_DELAY = 0.05
-DEFAULT_MAX_DELAY = 5.0
+#: The retries of a batch without a policy of its own: 10 requests, pauses from 0.05 s doubling up to 5 s.
+WRITE_RETRY_POLICY = RetryPolicy(max_attempts=10, base_delay=0.05, max_delay=5.0)
 
 _KEYS_SHOWN = 5
 
@@ -169,10 +165,10 @@ class BatchWriter:
     Requests are buffered and sent 25 at a time; a request for a key already in the buffer sends the buffer first,
     as DynamoDB refuses a batch naming a key twice. ``UnprocessedItems``, and whole requests that failed with a
     throttling or transient error (``ProvisionedThroughputExceededException``, ``ThrottlingException``, HTTP 5xx, a
-    closed connection...), are sent again after a pause drawn from 0 to a limit that doubles per attempt
-    (``base_delay`` up to ``max_delay``: exponential backoff with full jitter); each retry is logged at WARNING.
-    Puts and deletes of whole items may be sent twice without harm, so every item is written once. Items still
-    unprocessed after ``max_attempts`` requests are an error. With more than one thread, batches run at once and in
+    closed connection...), are sent again as ``retry_policy`` says (exponential backoff with full jitter); each
+    retry is logged at WARNING. Puts and deletes of whole items may be sent twice without harm, so every item is
+    written once. Items still unprocessed after ``retry_policy.max_attempts`` requests are an error. With more
+    than one thread, batches run at once and in
     no set order: call :meth:`flush` between writes whose order matters. At most ``2 * threads`` batches wait.
 
     Use it as a context manager: leaving the block normally flushes; leaving it with an error waits for the batches
@@ -182,14 +178,11 @@ class BatchWriter:
     :param table_name: the table written to
     :param key_names: the table's key attribute names (hash key, then range key if any)
     :param threads: how many BatchWriteItem requests may run at once
-    :param max_attempts: requests per batch before unprocessed items are an error
-    :param base_delay: longest pause before the first retry, in seconds
-    :param max_delay: longest pause between two retries, in seconds
+    :param retry_policy: attempts and pauses, the same object as for reads (the hook gives its own); default
+        :data:`WRITE_RETRY_POLICY`
     :param sleep: pauses between retries (tests pass a recorder)
     :param jitter: returns a random float in ``[0, 1)``, the share of the pause's limit to wait
-    :param retry_policy: attempts and pauses in one object (e.g. the hook's); when given, it replaces
-        ``max_attempts``, ``base_delay`` and ``max_delay``
-    :raises InvalidScanArgumentError: ``threads`` or ``max_attempts`` below 1, or no key names.
+    :raises InvalidScanArgumentError: ``threads`` below 1, or no key names.
     """
 
     def __init__(
@@ -199,29 +192,21 @@ class BatchWriter:
         key_names: Sequence[str],
         *,
         threads: int = 1,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        base_delay: float = DEFAULT_BASE_DELAY,
-        max_delay: float = DEFAULT_MAX_DELAY,
+        retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
-        retry_policy: RetryPolicy | None = None,
     ) -> None:
-        for name, value in (("threads", threads), ("max_attempts", max_attempts)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidScanArgumentError(
-                    f"Table {table_name!r}: {name}={value!r} is not allowed; it must be an integer >= 1."
-                )
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise InvalidScanArgumentError(
+                f"Table {table_name!r}: threads={threads!r} is not allowed; it must be an integer >= 1."
+            )
         if not key_names:
             raise InvalidScanArgumentError(f"Table {table_name!r}: key_names must name the table's key attributes.")
         self.client = client
         self.table_name = table_name
         self.key_names = tuple(key_names)
-        self.retry_policy = retry_policy or RetryPolicy(
-            max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay
-        )
+        self.retry_policy = retry_policy or WRITE_RETRY_POLICY
         self.max_attempts = self.retry_policy.max_attempts
-        self.base_delay = self.retry_policy.base_delay
-        self.max_delay = self.retry_policy.max_delay
         self._sleep = sleep
         self._jitter = jitter
         self._requests: list[dict[str, Any]] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ from airflow_dynamoscan.exceptions import BatchWriteError, TransformError
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.dynamodb_transform import DynamoDBTransformOperator
 from airflow_dynamoscan.scan.decode import deserialize_item
-from airflow_dynamoscan.write.batch import BatchWriter, serialize_item
+from airflow_dynamoscan.write.batch import WRITE_RETRY_POLICY, BatchWriter, serialize_item
 from devtools.sample_data import create_table, put_items, sample_item
 from tests.conftest import fails_task, unique_table_name
 
@@ -326,7 +327,14 @@ def test_writer_retries_unprocessed_items_with_growing_pauses(dynalite_client: A
     client = UnprocessingClient(dynalite_client, times=5)
     pauses: list[float] = []
     items = [{"pk": f"k{number:02d}", "v": number} for number in range(25)]
-    with BatchWriter(client, name, ["pk"], sleep=pauses.append, jitter=lambda: 1.0, base_delay=0.1) as writer:
+    with BatchWriter(
+        client,
+        name,
+        ["pk"],
+        retry_policy=replace(WRITE_RETRY_POLICY, base_delay=0.1),
+        sleep=pauses.append,
+        jitter=lambda: 1.0,
+    ) as writer:
         for item in items:
             writer.put(serialize_item(item, table_name=name, item_description=item["pk"]))
     # 25 -> 12 sent, 13 left -> 6 sent, 7 left -> 3, 4 -> 2, 2 -> 1, 1 -> the sixth call sends the last one.
@@ -341,7 +349,14 @@ def test_writer_gives_up_after_max_attempts(dynalite_client: Any) -> None:
     create_table(dynalite_client, name)
     client = UnprocessingClient(dynalite_client, times=float("inf"))
     pauses: list[float] = []
-    writer = BatchWriter(client, name, ["pk"], max_attempts=3, sleep=pauses.append, jitter=lambda: 0.5)
+    writer = BatchWriter(
+        client,
+        name,
+        ["pk"],
+        retry_policy=replace(WRITE_RETRY_POLICY, max_attempts=3),
+        sleep=pauses.append,
+        jitter=lambda: 0.5,
+    )
     for number in range(8):
         writer.put({"pk": {"S": f"k{number}"}})
     with pytest.raises(BatchWriteError) as raised:
