@@ -213,6 +213,11 @@ def _plan_segments_task(
     plan_schema: bool,
 ) -> Any:
     """The ``plan_segments`` task of :func:`dynamodb_parallel_export`, on the group's AWS ``connection``."""
+    planning: dict[str, Any] = {
+        "bytes_per_segment": bytes_per_segment,
+        "max_segments": max_segments,
+        "plan_schema": plan_schema,
+    }
 
     @task(task_id="plan_segments", **task_kwargs)
     def plan_segments(
@@ -229,12 +234,10 @@ def _plan_segments_task(
             table_name,
             total_segments,  # type: ignore[arg-type]
             **connection,
-            bytes_per_segment=bytes_per_segment,
-            max_segments=max_segments,
+            **planning,
             file_format=file_format,
             scan_kwargs=scan_kwargs,
             columns=columns,
-            plan_schema=plan_schema,
         )
         return [{**segment, "destination": normalised} for segment in segments]
 

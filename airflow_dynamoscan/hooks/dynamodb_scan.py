@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
@@ -40,6 +40,8 @@ from airflow_dynamoscan.scan.segments import (
     validate_segment,
 )
 from airflow_dynamoscan.write.batch import BatchWriter
+
+_T = TypeVar("_T")
 
 
 class DynamoDBScanHook(AwsBaseHook):
@@ -321,17 +323,38 @@ class DynamoDBScanHook(AwsBaseHook):
             validate_max_workers(max_workers, table_name)
         if total_segments is None:
             total_segments = self.plan_segments(table_name, min_segments=max_workers or DEFAULT_MAX_WORKERS)
+        options: dict[str, Any] = {"max_workers": max_workers, "deserialize": deserialize}
+        options["max_pages_in_flight"] = max_pages_in_flight
+        return self._whole_table(parallel_scan_items, table_name, total_segments, scan_kwargs, stats, **options)
+
+    def _whole_table(
+        self,
+        scanner: Callable[..., _T],
+        table_name: str,
+        total_segments: int,
+        scan_kwargs: dict[str, Any],
+        stats: ScanStats | None,
+        **options: Any,
+    ) -> _T:
+        """Call ``scanner`` (parallel scan, pages or count) on every segment, with the whole read budget."""
         control = self._whole_table_control(table_name, total_segments, scan_kwargs, stats)
-        return parallel_scan_items(
-            self._scan_client,
-            table_name,
-            total_segments=total_segments,
-            max_workers=max_workers,
-            deserialize=deserialize,
-            scan_kwargs=scan_kwargs,
-            max_pages_in_flight=max_pages_in_flight,
-            control=control,
-        )
+        options.update(total_segments=total_segments, scan_kwargs=scan_kwargs)
+        return scanner(self._scan_client, table_name, control=control, **options)
+
+    def _one_segment(
+        self,
+        scanner: Callable[..., _T],
+        table_name: str,
+        segment: int | None,
+        total_segments: int | None,
+        scan_kwargs: dict[str, Any],
+        stats: ScanStats | None,
+        **options: Any,
+    ) -> _T:
+        """Call ``scanner`` (items or pages) on one segment (or a serial scan), with that segment's read budget."""
+        control = self._segment_control(table_name, segment, total_segments, scan_kwargs, stats)
+        where = {"segment": segment, "total_segments": total_segments}
+        return scanner(self._scan_client, table_name, control=control, scan_kwargs=scan_kwargs, **where, **options)
 
     def _whole_table_control(
         self, table_name: str, total_segments: object, scan_kwargs: Mapping[str, Any], stats: ScanStats | None
@@ -375,15 +398,8 @@ class DynamoDBScanHook(AwsBaseHook):
         :raises InvalidScanArgumentError: ``segment`` or ``total_segments`` out of range.
         """
         validate_segment(segment, total_segments, table_name)
-        control = self._segment_control(table_name, segment, total_segments, scan_kwargs, stats)
-        return scan_items(
-            self._scan_client,
-            table_name,
-            segment=segment,
-            total_segments=total_segments,
-            deserialize=deserialize,
-            scan_kwargs=scan_kwargs,
-            control=control,
+        return self._one_segment(
+            scan_items, table_name, segment, total_segments, scan_kwargs, stats, deserialize=deserialize
         )
 
     def scan_segment_pages(
@@ -404,16 +420,15 @@ class DynamoDBScanHook(AwsBaseHook):
         """
         if segment is not None or total_segments is not None:
             validate_segment(segment, total_segments, table_name)
-        control = self._segment_control(table_name, segment, total_segments, scan_kwargs, stats)
-        return scan_pages(
-            self._scan_client,
+        return self._one_segment(
+            scan_pages,
             table_name,
-            segment=segment,
-            total_segments=total_segments,
+            segment,
+            total_segments,
+            scan_kwargs,
+            stats,
             deserialize=deserialize,
             exclusive_start_key=exclusive_start_key,
-            scan_kwargs=scan_kwargs,
-            control=control,
         )
 
     def parallel_scan_pages(
@@ -435,18 +450,10 @@ class DynamoDBScanHook(AwsBaseHook):
 
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
         """
-        control = self._whole_table_control(table_name, total_segments, scan_kwargs, stats)
-        return parallel_scan_pages(
-            self._scan_client,
-            table_name,
-            total_segments=total_segments,
-            max_workers=max_workers,
-            deserialize=deserialize,
-            scan_kwargs=scan_kwargs,
-            max_pages_in_flight=max_pages_in_flight,
-            start_keys=start_keys,
-            control=control,
-        )
+        options: dict[str, Any] = {"max_workers": max_workers, "deserialize": deserialize}
+        options["max_pages_in_flight"] = max_pages_in_flight
+        options["start_keys"] = start_keys
+        return self._whole_table(parallel_scan_pages, table_name, total_segments, scan_kwargs, stats, **options)
 
     def count(
         self,
@@ -463,12 +470,4 @@ class DynamoDBScanHook(AwsBaseHook):
 
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
         """
-        control = self._whole_table_control(table_name, total_segments, scan_kwargs, stats)
-        return count_items(
-            self._scan_client,
-            table_name,
-            total_segments=total_segments,
-            max_workers=max_workers,
-            scan_kwargs=scan_kwargs,
-            control=control,
-        )
+        return self._whole_table(count_items, table_name, total_segments, scan_kwargs, stats, max_workers=max_workers)
