@@ -107,6 +107,11 @@ def _error_code(error: Exception) -> str | None:
     return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
 
 
+def staging_dataset(bucket: str, prefix: str | None, dataset_class: Any) -> Any:
+    """The OpenLineage dataset of a native export's staging place: namespace ``s3://{bucket}``, name the prefix."""
+    return destination_dataset(f"s3://{bucket}/{(prefix or '').strip('/')}", dataset_class)
+
+
 def export_result(table_name: str, description: dict[str, Any]) -> dict[str, Any]:
     """
     The small XCom result of a native export, from its ``ExportDescription``.
@@ -516,10 +521,9 @@ class DynamoDBNativeExportOperator(BaseOperator):
         from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        prefix = (self.s3_prefix or "").strip("/")
         return OperatorLineage(
             inputs=[dynamodb_dataset(self.hook, str(self.table_name).rpartition("/")[2], Dataset)],
-            outputs=[destination_dataset(f"s3://{self.s3_bucket}/{prefix}", Dataset)],
+            outputs=[staging_dataset(self.s3_bucket, self.s3_prefix, Dataset)],
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -555,8 +559,8 @@ def plan_native_export_files(
     :param plan_schema: for CSV and Parquet, plan the export's one schema here
         (:func:`~airflow_dynamoscan.export.native.plan_native_schema`), once, and give it to every convert task
     :return: ``[{"data_files": [...], "segment": i, "total_segments": n, "incremental": bool,
-        "source_bucket": ...}, ...]``, one per batch (with ``"schema"`` when planned); an export without data
-        files gives one empty batch.
+        "source_bucket": ..., "source_prefix": ...}, ...]``, one per batch (with ``"schema"`` when planned); an
+        export without data files gives one empty batch.
     :raises AirflowFailException: the manifests are missing, malformed, in ``ION``, or disagree.
     """
     bucket, key = export.get("s3_bucket"), export.get("manifest_summary_key")
@@ -569,7 +573,11 @@ def plan_native_export_files(
         summary = read_summary(s3_client, bucket, key)
         data_files = read_data_files(s3_client, summary)
         batches = batch_data_files(data_files, files_per_task, max_batches=max_tasks)
-        shared: dict[str, Any] = {"incremental": summary.incremental, "source_bucket": bucket}
+        shared: dict[str, Any] = {
+            "incremental": summary.incremental,
+            "source_bucket": bucket,
+            "source_prefix": export.get("s3_prefix"),
+        }
         if plan_schema and uses_schema(file_format):
             schema = plan_native_schema(s3_client, bucket, data_files, incremental=summary.incremental, columns=columns)
             shared["schema"] = schema.to_json()
@@ -599,6 +607,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
 
     :param table_name: the exported table, recorded in the result (templated)
     :param source_bucket: the export's bucket (templated)
+    :param source_prefix: the export's ``S3Prefix``, for lineage: the staging prefix the native export wrote
     :param data_files: the files to convert, as :func:`plan_native_export_files` lists them (mappable)
     :param incremental: the files hold change records (mappable)
     :param segment: this task's number among the convert tasks (mappable)
@@ -635,6 +644,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         table_name: str,
         source_bucket: str,
         data_files: list[dict[str, Any]],
+        source_prefix: str | None = None,
         incremental: bool,
         segment: int,
         total_segments: int,
@@ -654,6 +664,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         super().__init__(**kwargs)
         self.table_name = table_name
         self.source_bucket = source_bucket
+        self.source_prefix = source_prefix
         self.data_files = data_files
         self.incremental = incremental
         self.segment = segment
@@ -740,11 +751,14 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         }
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Lineage: the native export's bucket in, the converted export's destination out."""
+        """
+        Lineage: the native export's staging prefix in (the dataset the export task wrote, so the graph reads
+        table -> staging prefix -> destination), the converted export's destination out.
+        """
         from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         return OperatorLineage(
-            inputs=[Dataset(namespace=f"s3://{self.source_bucket}", name="/")],
+            inputs=[staging_dataset(self.source_bucket, self.source_prefix, Dataset)],
             outputs=[destination_dataset(self.destination, Dataset)],
         )

@@ -6,15 +6,17 @@ task, recorded in the manifest; the parts of a full and an incremental export re
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
-from airflow_dynamoscan.compat import AirflowFailException
+from airflow_dynamoscan.compat import AirflowFailException, Asset
 from airflow_dynamoscan.export.native import SCHEMA_SAMPLE_FILES
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator
 from airflow_dynamoscan.operators.dynamodb_native_export import (
@@ -50,7 +52,9 @@ def s3(moto_connection_env: str) -> Iterator[Any]:
         yield client
 
 
-def run_group(s3: Any, summary_key: str, destination: Path, file_format: str) -> tuple[list[dict[str, Any]], Any]:
+def run_group(
+    s3: Any, summary_key: str, destination: Path, file_format: str, outlet_events: Any = None
+) -> tuple[list[dict[str, Any]], Any]:
     """The group's steps as the scheduler runs them: plan (with the schema), one convert task per file, manifest."""
     plans = plan_native_export_files(
         {"table_name": "orders", "s3_bucket": BUCKET, "manifest_summary_key": summary_key},
@@ -63,7 +67,10 @@ def run_group(s3: Any, summary_key: str, destination: Path, file_format: str) ->
         ).execute({})  # type: ignore[arg-type]
         for plan in plans
     ]
-    DynamoDBExportManifestOperator(task_id="write_manifest", results=results).execute({})  # type: ignore[arg-type]
+    outlets = [Asset("orders_native")] if outlet_events is not None else []
+    DynamoDBExportManifestOperator(task_id="write_manifest", results=results, outlets=outlets).execute(
+        {"outlet_events": outlet_events}  # type: ignore[arg-type]
+    )
     return plans, json.loads((destination / "manifest.json").read_text())
 
 
@@ -73,8 +80,14 @@ def expected_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_full_export_converts_to_one_parquet_dataset_with_one_planned_schema(s3: Any, tmp_path: Path) -> None:
     built = write_native_export(s3, BUCKET, "full", [[full_line(item) for item in file] for file in FILES])
-    plans, manifest = run_group(s3, built.summary_key, tmp_path / "out", "parquet")
+    events: defaultdict[Any, SimpleNamespace] = defaultdict(SimpleNamespace)
+    plans, manifest = run_group(s3, built.summary_key, tmp_path / "out", "parquet", events)
     assert len(plans) == 3
+    # The asset event names the committed manifest, as a scan export's does.
+    (event,) = events.values()
+    assert event.extra["manifest"] == str(tmp_path / "out" / "manifest.json")
+    assert (event.extra["items"], event.extra["parts"], event.extra["total_segments"]) == (5, 3, 3)
+    assert (event.extra["table_name"], event.extra["file_format"]) == ("orders", "parquet")
     assert manifest["schema"] == plans[0]["schema"] == plans[1]["schema"] == plans[2]["schema"]
     assert manifest["schema"]["columns"] == [
         {"name": "amount", "type": "decimal(38,3)"},

@@ -97,3 +97,23 @@ def test_method_choice_reads_the_table_and_its_recovery_setting(moto_table: str)
     assert choose_table_export_method(moto_table, "auto", native_threshold_bytes=0) == "native"
     assert choose_table_export_method(moto_table, "auto") == "scan"  # an empty table is below 1 GiB
     assert choose_table_export_method(moto_table, "scan", native_threshold_bytes=0) == "scan"
+
+
+def test_native_group_records_an_asset_event_from_its_manifest_task_only() -> None:
+    from airflow_dynamoscan.compat import Asset
+
+    asset = Asset("orders_native_export")
+    with new_dag() as dag:
+        dynamodb_table_export(
+            "export",
+            table_name="orders",
+            destination="s3://out/orders",
+            method="auto",
+            native_s3_bucket="staging",
+            outlets=[asset],
+        )
+    for way in ("scan", "native"):
+        assert dag.get_task(f"export.{way}.write_manifest").outlets == [asset], way
+    others = [task for task in dag.tasks if not task.task_id.endswith("write_manifest")]
+    assert [task.task_id for task in others if getattr(task, "outlets", None)] == []
+    assert dag.get_task("export.native.convert_files").partial_kwargs.get("outlets", []) == []
