@@ -102,11 +102,11 @@ def dynamodb_native_export_to_files(
     deferrable: bool | None = None,
     export_kwargs: dict[str, Any] | None = None,
     outlets: list[Any] | None = None,
-    dest_aws_conn_id: str | None = None,
     aws_conn_id: str | None = "aws_default",
     region_name: str | None = None,
     verify: bool | str | None = None,
     botocore_config: dict[str, Any] | None = None,
+    dest_aws_conn_id: str | None = None,
     **convert_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -234,11 +234,11 @@ def dynamodb_table_export(
     native_threshold_bytes: int = DEFAULT_NATIVE_THRESHOLD_BYTES,
     scan_options: dict[str, Any] | None = None,
     native_options: dict[str, Any] | None = None,
-    outlets: list[Any] | None = None,
     aws_conn_id: str | None = "aws_default",
     region_name: str | None = None,
     verify: bool | str | None = None,
     botocore_config: dict[str, Any] | None = None,
+    outlets: list[Any] | None = None,
     dest_aws_conn_id: str | None = None,
     **export_kwargs: Any,
 ) -> TaskGroup:

@@ -207,6 +207,17 @@ def _read_object(s3_client: Any, bucket: str, key: str, what: str) -> bytes:
     return body
 
 
+def _json_object(text: bytes | str, where: str) -> dict[str, Any]:
+    """``text`` as a JSON object; ``where`` names the file (and line) in the error."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise NativeExportError(f"{where} is not valid JSON: {error}") from error
+    if isinstance(value, dict):
+        return value
+    raise NativeExportError(f"{where} is not a JSON object.")
+
+
 def _required(data: Mapping[str, Any], name: str, where: str) -> Any:
     if data.get(name) is None:
         raise NativeExportError(f"{where} lacks the field {name!r}.")
@@ -221,12 +232,7 @@ def read_summary(s3_client: Any, bucket: str, key: str) -> NativeExportSummary:
         ``manifestFilesS3Key``; or the export is in the ``ION`` format (convert an ``DYNAMODB_JSON`` export).
     """
     where = f"s3://{bucket}/{key}"
-    try:
-        raw = json.loads(_read_object(s3_client, bucket, key, "manifest summary"))
-    except ValueError as error:
-        raise NativeExportError(f"{where} is not valid JSON: {error}") from error
-    if not isinstance(raw, dict):
-        raise NativeExportError(f"{where} is not a JSON object.")
+    raw = _json_object(_read_object(s3_client, bucket, key, "manifest summary"), where)
     output_format = str(raw.get("outputFormat") or "DYNAMODB_JSON")
     if output_format != "DYNAMODB_JSON":
         raise NativeExportError(
@@ -265,13 +271,8 @@ def read_data_files(s3_client: Any, summary: NativeExportSummary) -> list[Native
     for number, line in enumerate(_read_object(s3_client, summary.bucket, key, "manifest of files").splitlines()):
         if not line.strip():
             continue
-        try:
-            entry = json.loads(line)
-        except ValueError as error:
-            raise NativeExportError(f"{where} line {number + 1} is not valid JSON: {error}") from error
-        if not isinstance(entry, dict):
-            raise NativeExportError(f"{where} line {number + 1} is not a JSON object.")
         line_where = f"{where} line {number + 1}"
+        entry = _json_object(line, line_where)
         files.append(
             NativeDataFile(
                 key=str(_required(entry, "dataFileS3Key", line_where)),
@@ -329,14 +330,8 @@ def read_data_file(
                 content_md5.update(line)
                 if not line.strip():
                     continue
-                try:
-                    document = json.loads(line)
-                except ValueError as error:
-                    raise NativeExportError(f"{where} line {count + 1} is not valid JSON: {error}") from error
-                if not isinstance(document, dict):
-                    raise NativeExportError(f"{where} line {count + 1} is not a JSON object.")
                 count += 1
-                yield document
+                yield _json_object(line, f"{where} line {count}")
     except (OSError, EOFError) as error:
         raise NativeExportError(f"{where} is not a complete gzip file: {error}") from error
     if count != data_file.item_count:

@@ -270,28 +270,19 @@ class DynamoDBNativeExportOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.table_name = table_name
-        self.s3_bucket = s3_bucket
-        self.s3_prefix = s3_prefix
-        self.export_type = export_type
-        self.export_time = export_time
-        self.export_from_time = export_from_time
-        self.export_to_time = export_to_time
-        self.export_view_type = export_view_type
-        self.export_format = export_format
-        self.s3_bucket_owner = s3_bucket_owner
-        self.s3_sse_algorithm = s3_sse_algorithm
-        self.s3_sse_kms_key_id = s3_sse_kms_key_id
+        self.table_name, self.export_type, self.export_format = table_name, export_type, export_format
+        self.s3_bucket, self.s3_prefix, self.s3_bucket_owner = s3_bucket, s3_prefix, s3_bucket_owner
+        self.s3_sse_algorithm, self.s3_sse_kms_key_id = s3_sse_algorithm, s3_sse_kms_key_id
+        self.export_time, self.export_view_type = export_time, export_view_type
+        self.export_from_time, self.export_to_time = export_from_time, export_to_time
         self.deferrable = (
             conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
         )
         self.poll_interval = float(poll_interval)
         self.export_timeout = None if timeout is None else _duration(timeout)
         self.restorable_wait = _duration(restorable_wait)
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
+        self.aws_conn_id, self.region_name = aws_conn_id, region_name
+        self.verify, self.botocore_config = verify, botocore_config
         check_export_choices(self)
 
     @cached_property
@@ -300,6 +291,11 @@ class DynamoDBNativeExportOperator(BaseOperator):
         return DynamoDBScanHook(
             aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
         )
+
+    def _connection(self) -> dict[str, Any]:
+        """The AWS connection keywords, for the trigger."""
+        keys = ("aws_conn_id", "region_name", "verify", "botocore_config")
+        return {key: getattr(self, key) for key in keys}
 
     def _fail(self, message: str) -> AirflowFailException:
         return AirflowFailException(f"Table {self.table_name!r}: {message}")
@@ -472,13 +468,7 @@ class DynamoDBNativeExportOperator(BaseOperator):
         if description.get("ExportStatus") not in _FINAL_STATUSES and self.deferrable:
             self.defer(
                 trigger=DynamoDBNativeExportTrigger(
-                    export_arn=arn,
-                    table_name=self.table_name,
-                    poll_interval=self.poll_interval,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
+                    export_arn=arn, table_name=self.table_name, poll_interval=self.poll_interval, **self._connection()
                 ),
                 method_name="execute_complete",
                 timeout=self.export_timeout,
@@ -662,21 +652,12 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.table_name = table_name
-        self.source_bucket = source_bucket
-        self.source_prefix = source_prefix
-        self.data_files = data_files
-        self.incremental = incremental
-        self.segment = segment
-        self.total_segments = total_segments
-        self.destination = destination
-        self.file_format = file_format
-        self.compression = compression
-        self.max_file_bytes = max_file_bytes
-        self.columns = columns
-        self.schema = schema
-        self.overwrite = overwrite
-        self.verify_md5 = verify_md5
+        self.table_name, self.destination, self.overwrite = table_name, destination, overwrite
+        self.source_bucket, self.source_prefix = source_bucket, source_prefix
+        self.data_files, self.incremental, self.verify_md5 = data_files, incremental, verify_md5
+        self.segment, self.total_segments = segment, total_segments
+        self.file_format, self.compression, self.max_file_bytes = file_format, compression, max_file_bytes
+        self.columns, self.schema = columns, schema
         self.aws_conn_id = aws_conn_id
         self.dest_aws_conn_id = aws_conn_id if dest_aws_conn_id is SAME_AS_AWS_CONN_ID else dest_aws_conn_id
         self.verify = verify
