@@ -21,7 +21,72 @@ from airflow_dynamoscan.task_groups import DEFAULT_MAX_MAPPED_SEGMENTS, dynamodb
 
 log = logging.getLogger(__name__)
 
-_CONVERT_KEYWORDS = ("file_format", "compression", "max_file_bytes", "columns", "overwrite", "verify_md5")
+_CONVERT_KEYWORDS = ("file_format", "compression", "max_file_bytes", "columns", "schema", "overwrite", "verify_md5")
+
+
+def _aws_connection(
+    aws_conn_id: str | None, region_name: str | None, verify: bool | str | None, botocore_config: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The connection keywords every AWS task of a group gets."""
+    return {
+        "aws_conn_id": aws_conn_id,
+        "region_name": region_name,
+        "verify": verify,
+        "botocore_config": botocore_config,
+    }
+
+
+def _plan_files_task(
+    aws_conn_id: str | None, verify: bool | str | None, files_per_task: int, max_tasks: int, plan_schema: bool
+) -> Any:
+    """The ``plan_files`` task: the batches of data files, and for CSV and Parquet the export's one schema."""
+
+    @task(task_id="plan_files")
+    def plan_files(export: dict[str, Any], file_format: str, columns: list[str] | None) -> list[dict[str, Any]]:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return plan_native_export_files(
+            export,
+            files_per_task=files_per_task,
+            max_tasks=max_tasks,
+            s3_client=S3Hook(aws_conn_id=aws_conn_id, verify=verify).get_conn(),
+            file_format=file_format,
+            columns=columns,
+            plan_schema=plan_schema,
+        )
+
+    return plan_files
+
+
+def _convert_and_commit(
+    plan: Any,
+    table_name: str,
+    destination: str,
+    dest_conn_id: str | None,
+    outlets: list[Any] | None,
+    aws: dict[str, Any],
+    convert_kwargs: dict[str, Any],
+) -> None:
+    """The mapped ``convert_files`` task and the ``write_manifest`` task that commits its parts."""
+    convert = DynamoDBNativeExportConvertOperator.partial(
+        task_id="convert_files",
+        table_name=table_name,
+        destination=destination,
+        aws_conn_id=aws["aws_conn_id"],
+        dest_aws_conn_id=dest_conn_id,
+        verify=aws["verify"],
+        map_index_template="files {{ task.segment + 1 }}/{{ task.total_segments }}",
+        **convert_kwargs,
+    ).expand_kwargs(plan)
+    DynamoDBExportManifestOperator(
+        task_id="write_manifest",
+        results=convert.output,
+        destination=destination,
+        table_name=table_name,
+        dest_aws_conn_id=dest_conn_id,
+        verify=aws["verify"],
+        outlets=outlets or [],
+    )
 
 
 def dynamodb_native_export_to_files(
@@ -35,12 +100,13 @@ def dynamodb_native_export_to_files(
     files_per_task: int = 1,
     max_mapped_tasks: int = DEFAULT_MAX_MAPPED_SEGMENTS,
     deferrable: bool | None = None,
+    export_kwargs: dict[str, Any] | None = None,
+    outlets: list[Any] | None = None,
     aws_conn_id: str | None = "aws_default",
     region_name: str | None = None,
     verify: bool | str | None = None,
     botocore_config: dict[str, Any] | None = None,
     dest_aws_conn_id: str | None = None,
-    export_kwargs: dict[str, Any] | None = None,
     **convert_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -48,10 +114,13 @@ def dynamodb_native_export_to_files(
 
     1. ``start_export``: :class:`DynamoDBNativeExportOperator` (full or incremental, deferrable) writes DynamoDB's
        export under ``s3://{s3_bucket}/{s3_prefix}/AWSDynamoDB/...``;
-    2. ``plan_files``: reads its manifests and cuts its data files into batches of ``files_per_task``;
+    2. ``plan_files``: reads its manifests and cuts its data files into batches of ``files_per_task``; for CSV
+       and Parquet (without ``schema``) it also plans the export's one schema from its first data files
+       (:func:`~airflow_dynamoscan.export.native.plan_native_schema`) and gives it to every convert task;
     3. ``convert_files``: :class:`DynamoDBNativeExportConvertOperator` mapped once per batch (``files 2/8``),
        writing parts to ``destination`` exactly where a scan export's segments go;
-    4. ``write_manifest``: the same ``manifest.json`` as a scan export.
+    4. ``write_manifest``: the same ``manifest.json`` as a scan export (recording the schema), then an event of
+       each asset in ``outlets``, as :func:`~airflow_dynamoscan.task_groups.dynamodb_parallel_export` records.
 
     :param group_id: the TaskGroup's id
     :param table_name: the table (templated)
@@ -65,20 +134,17 @@ def dynamodb_native_export_to_files(
     :param max_mapped_tasks: the most convert tasks (keep it within ``[core] max_map_length``); more data files
         than that are shared out with more files per task
     :param deferrable: wait for the export in the triggerer
-    :param dest_aws_conn_id: the connection of an S3 destination (default: ``aws_conn_id``)
     :param export_kwargs: more :class:`DynamoDBNativeExportOperator` parameters (``export_time``,
         ``export_view_type``, ``s3_sse_algorithm``, ``poll_interval``, ``timeout``, ...)
-    :param convert_kwargs: ``file_format``, ``compression``, ``max_file_bytes``, ``columns``, ``overwrite``,
-        ``verify_md5``, and BaseOperator parameters (``retries``...) of the convert tasks
+    :param outlets: assets (``[Asset("orders_export")]``) that get an event when the manifest is written, with the
+        manifest's URI, table, format, items, bytes and parts in its ``extra``
+    :param dest_aws_conn_id: the connection of an S3 destination (default: ``aws_conn_id``)
+    :param convert_kwargs: ``file_format``, ``compression``, ``max_file_bytes``, ``columns``, ``schema``,
+        ``overwrite``, ``verify_md5``, and BaseOperator parameters (``retries``...) of the convert tasks
     :return: the TaskGroup.
     """
     dest_conn_id = aws_conn_id if dest_aws_conn_id is None else dest_aws_conn_id
-    aws: dict[str, Any] = {
-        "aws_conn_id": aws_conn_id,
-        "region_name": region_name,
-        "verify": verify,
-        "botocore_config": botocore_config,
-    }
+    aws = _aws_connection(aws_conn_id, region_name, verify, botocore_config)
     with TaskGroup(group_id=group_id) as group:
         export = DynamoDBNativeExportOperator(
             task_id="start_export",
@@ -90,35 +156,11 @@ def dynamodb_native_export_to_files(
             **aws,
             **(export_kwargs or {}),
         )
-
-        @task(task_id="plan_files")
-        def plan_files(export: dict[str, Any]) -> list[dict[str, Any]]:
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-            s3_client = S3Hook(aws_conn_id=aws_conn_id, verify=verify).get_conn()
-            return plan_native_export_files(
-                export, files_per_task=files_per_task, max_tasks=max_mapped_tasks, s3_client=s3_client
-            )
-
-        plan = plan_files(export.output)  # type: ignore[arg-type]
-        convert = DynamoDBNativeExportConvertOperator.partial(
-            task_id="convert_files",
-            table_name=table_name,
-            destination=destination,
-            aws_conn_id=aws_conn_id,
-            dest_aws_conn_id=dest_conn_id,
-            verify=verify,
-            map_index_template="files {{ task.segment + 1 }}/{{ task.total_segments }}",
-            **convert_kwargs,
-        ).expand_kwargs(plan)
-        DynamoDBExportManifestOperator(
-            task_id="write_manifest",
-            results=convert.output,
-            destination=destination,
-            table_name=table_name,
-            dest_aws_conn_id=dest_conn_id,
-            verify=verify,
+        plan_files = _plan_files_task(
+            aws_conn_id, verify, files_per_task, max_mapped_tasks, plan_schema=convert_kwargs.get("schema") is None
         )
+        plan = plan_files(export.output, convert_kwargs.get("file_format", "jsonl"), convert_kwargs.get("columns"))
+        _convert_and_commit(plan, table_name, destination, dest_conn_id, outlets, aws, convert_kwargs)
     return group
 
 
@@ -155,6 +197,32 @@ def choose_table_export_method(
     return choice.method
 
 
+def _check_table_export(table_name: str, method: str, native_s3_bucket: str | None, format_options: Any) -> None:
+    validate_method(method, table_name=table_name)
+    if method != "scan" and not native_s3_bucket:
+        raise ValueError(
+            f"Table {table_name!r}: method={method!r} needs native_s3_bucket, the bucket DynamoDB writes its own "
+            "export to before it is converted."
+        )
+    unknown = sorted(set(format_options) - set(_CONVERT_KEYWORDS))
+    if unknown:
+        raise ValueError(
+            f"Table {table_name!r}: {unknown} are not format options; allowed: {', '.join(_CONVERT_KEYWORDS)}. Pass "
+            "scan options in scan_options and native-export options in native_options."
+        )
+
+
+def _choose_method_task(group_id: str, native_threshold_bytes: int, aws: dict[str, Any]) -> Any:
+    """The branch of ``method="auto"``: the first task of the ``native`` or of the ``scan`` group."""
+
+    @task.branch(task_id="choose_method")
+    def choose_method(table_name: str) -> str:
+        chosen = choose_table_export_method(table_name, "auto", native_threshold_bytes=native_threshold_bytes, **aws)
+        return f"{group_id}.native.start_export" if chosen == "native" else f"{group_id}.scan.plan_segments"
+
+    return choose_method
+
+
 def dynamodb_table_export(
     group_id: str,
     *,
@@ -164,13 +232,14 @@ def dynamodb_table_export(
     native_s3_bucket: str | None = None,
     native_s3_prefix: str | None = None,
     native_threshold_bytes: int = DEFAULT_NATIVE_THRESHOLD_BYTES,
+    scan_options: dict[str, Any] | None = None,
+    native_options: dict[str, Any] | None = None,
     aws_conn_id: str | None = "aws_default",
     region_name: str | None = None,
     verify: bool | str | None = None,
     botocore_config: dict[str, Any] | None = None,
+    outlets: list[Any] | None = None,
     dest_aws_conn_id: str | None = None,
-    scan_options: dict[str, Any] | None = None,
-    native_options: dict[str, Any] | None = None,
     **export_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -183,68 +252,40 @@ def dynamodb_table_export(
       recovery is enabled and the table holds at least ``native_threshold_bytes``, 1 GiB by default) and the
       other group is skipped.
 
-    :param export_kwargs: format options shared by both ways (``file_format``, ``compression``,
-        ``max_file_bytes``, ``columns``, ``overwrite``)
     :param scan_options: more :func:`~airflow_dynamoscan.task_groups.dynamodb_parallel_export` parameters
         (``total_segments``, ``scan_kwargs``, ...)
     :param native_options: more :func:`dynamodb_native_export_to_files` parameters (``files_per_task``,
         ``deferrable``, ``export_kwargs``...)
+    :param outlets: assets that get an event when the manifest of whichever way ran is written
+    :param export_kwargs: format options shared by both ways (``file_format``, ``compression``,
+        ``max_file_bytes``, ``columns``, ``overwrite``)
     :raises ValueError: an unknown method, or ``native``/``auto`` without ``native_s3_bucket``.
     """
-    validate_method(method, table_name=table_name)
-    if method != "scan" and not native_s3_bucket:
-        raise ValueError(
-            f"Table {table_name!r}: method={method!r} needs native_s3_bucket, the bucket DynamoDB writes its own "
-            "export to before it is converted."
-        )
-    unknown = sorted(set(export_kwargs) - set(_CONVERT_KEYWORDS))
-    if unknown:
-        raise ValueError(
-            f"Table {table_name!r}: {unknown} are not format options; allowed: {', '.join(_CONVERT_KEYWORDS)}. Pass "
-            "scan options in scan_options and native-export options in native_options."
-        )
-    aws: dict[str, Any] = {
-        "aws_conn_id": aws_conn_id,
-        "region_name": region_name,
-        "verify": verify,
-        "botocore_config": botocore_config,
+    _check_table_export(table_name, method, native_s3_bucket, export_kwargs)
+    aws = _aws_connection(aws_conn_id, region_name, verify, botocore_config)
+    shared: dict[str, Any] = {
+        "table_name": table_name,
+        "destination": destination,
+        "dest_aws_conn_id": dest_aws_conn_id,
+        "outlets": outlets,
+        **aws,
     }
     with TaskGroup(group_id=group_id) as group:
-        scan_group = native_group = None
+        groups = []
         if method in ("scan", "auto"):
             format_options = {name: value for name, value in export_kwargs.items() if name != "verify_md5"}
-            scan_group = dynamodb_parallel_export(
-                "scan",
-                table_name=table_name,
-                destination=destination,
-                dest_aws_conn_id=dest_aws_conn_id,
-                **aws,
-                **format_options,
-                **(scan_options or {}),
-            )
+            groups.append(dynamodb_parallel_export("scan", **shared, **format_options, **(scan_options or {})))
         if method in ("native", "auto"):
-            assert native_s3_bucket is not None
-            native_group = dynamodb_native_export_to_files(
-                "native",
-                table_name=table_name,
-                s3_bucket=native_s3_bucket,
-                s3_prefix=native_s3_prefix,
-                destination=destination,
-                dest_aws_conn_id=dest_aws_conn_id,
-                **aws,
-                **export_kwargs,
-                **(native_options or {}),
-            )
-        if scan_group is not None and native_group is not None:
-            scan_first = f"{group.group_id}.scan.plan_segments"
-            native_first = f"{group.group_id}.native.start_export"
-
-            @task.branch(task_id="choose_method")
-            def choose_method(table_name: str) -> str:
-                chosen = choose_table_export_method(
-                    table_name, "auto", native_threshold_bytes=native_threshold_bytes, **aws
+            groups.append(
+                dynamodb_native_export_to_files(
+                    "native",
+                    s3_bucket=str(native_s3_bucket),
+                    s3_prefix=native_s3_prefix,
+                    **shared,
+                    **export_kwargs,
+                    **(native_options or {}),
                 )
-                return native_first if chosen == "native" else scan_first
-
-            choose_method(table_name) >> [scan_group, native_group]
+            )
+        if len(groups) == 2:
+            _choose_method_task(str(group.group_id), native_threshold_bytes, aws)(table_name) >> groups
     return group

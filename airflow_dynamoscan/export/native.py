@@ -25,9 +25,10 @@ import base64
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -36,6 +37,7 @@ from typing import Any
 from airflow_dynamoscan.exceptions import DynamoScanError, InvalidScanArgumentError
 from airflow_dynamoscan.export.exporter import export_pages
 from airflow_dynamoscan.export.formats import encode_json, needs_attribute_values
+from airflow_dynamoscan.export.schema import ExportSchema, plan_schema
 from airflow_dynamoscan.scan.decode import deserialize_wire_item, wire_item_to_client_item
 from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.storage.destinations import Destination
@@ -63,6 +65,10 @@ WRITE_TIME_FIELD = "_write_time_micros"
 
 #: Items per page handed to the encoders while converting.
 CONVERT_PAGE_ITEMS = 1000
+
+#: A converted export's one schema (CSV, Parquet) is planned from the first rows of its first data files.
+SCHEMA_SAMPLE_FILES = 8
+SCHEMA_SAMPLE_ROWS_PER_FILE = 1000
 
 
 class NativeExportError(DynamoScanError):
@@ -201,6 +207,17 @@ def _read_object(s3_client: Any, bucket: str, key: str, what: str) -> bytes:
     return body
 
 
+def _json_object(text: bytes | str, where: str) -> dict[str, Any]:
+    """``text`` as a JSON object; ``where`` names the file (and line) in the error."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise NativeExportError(f"{where} is not valid JSON: {error}") from error
+    if isinstance(value, dict):
+        return value
+    raise NativeExportError(f"{where} is not a JSON object.")
+
+
 def _required(data: Mapping[str, Any], name: str, where: str) -> Any:
     if data.get(name) is None:
         raise NativeExportError(f"{where} lacks the field {name!r}.")
@@ -215,12 +232,7 @@ def read_summary(s3_client: Any, bucket: str, key: str) -> NativeExportSummary:
         ``manifestFilesS3Key``; or the export is in the ``ION`` format (convert an ``DYNAMODB_JSON`` export).
     """
     where = f"s3://{bucket}/{key}"
-    try:
-        raw = json.loads(_read_object(s3_client, bucket, key, "manifest summary"))
-    except ValueError as error:
-        raise NativeExportError(f"{where} is not valid JSON: {error}") from error
-    if not isinstance(raw, dict):
-        raise NativeExportError(f"{where} is not a JSON object.")
+    raw = _json_object(_read_object(s3_client, bucket, key, "manifest summary"), where)
     output_format = str(raw.get("outputFormat") or "DYNAMODB_JSON")
     if output_format != "DYNAMODB_JSON":
         raise NativeExportError(
@@ -259,13 +271,8 @@ def read_data_files(s3_client: Any, summary: NativeExportSummary) -> list[Native
     for number, line in enumerate(_read_object(s3_client, summary.bucket, key, "manifest of files").splitlines()):
         if not line.strip():
             continue
-        try:
-            entry = json.loads(line)
-        except ValueError as error:
-            raise NativeExportError(f"{where} line {number + 1} is not valid JSON: {error}") from error
-        if not isinstance(entry, dict):
-            raise NativeExportError(f"{where} line {number + 1} is not a JSON object.")
         line_where = f"{where} line {number + 1}"
+        entry = _json_object(line, line_where)
         files.append(
             NativeDataFile(
                 key=str(_required(entry, "dataFileS3Key", line_where)),
@@ -323,14 +330,8 @@ def read_data_file(
                 content_md5.update(line)
                 if not line.strip():
                     continue
-                try:
-                    document = json.loads(line)
-                except ValueError as error:
-                    raise NativeExportError(f"{where} line {count + 1} is not valid JSON: {error}") from error
-                if not isinstance(document, dict):
-                    raise NativeExportError(f"{where} line {count + 1} is not a JSON object.")
                 count += 1
-                yield document
+                yield _json_object(line, f"{where} line {count}")
     except (OSError, EOFError) as error:
         raise NativeExportError(f"{where} is not a complete gzip file: {error}") from error
     if count != data_file.item_count:
@@ -460,6 +461,57 @@ def change_row(record: ChangeRecord, *, attribute_values: bool) -> dict[str, Any
     return {**meta, **image}
 
 
+def read_rows(
+    s3_client: Any,
+    bucket: str,
+    data_file: NativeDataFile,
+    *,
+    incremental: bool,
+    attribute_values: bool,
+    verify_md5: bool = False,
+) -> Generator[dict[str, Any], None, None]:
+    """
+    Yield the output rows of one data file: its items (a full export), or its change rows (an incremental export,
+    see :func:`change_row`).
+
+    :param attribute_values: rows of AttributeValues (for ``dynamodb_json``), else plain Python values
+    """
+    if not incremental:
+        yield from read_items(s3_client, bucket, data_file, deserialize=not attribute_values, verify_md5=verify_md5)
+        return
+    for record in read_changes(s3_client, bucket, data_file, deserialize=not attribute_values, verify_md5=verify_md5):
+        yield change_row(record, attribute_values=attribute_values)
+
+
+def plan_native_schema(
+    s3_client: Any,
+    bucket: str,
+    data_files: Sequence[NativeDataFile],
+    *,
+    incremental: bool,
+    columns: Sequence[str] | None = None,
+) -> ExportSchema:
+    """
+    Plan the one schema of a CSV or Parquet conversion of a native export, from a bounded sample: the first
+    :data:`SCHEMA_SAMPLE_ROWS_PER_FILE` rows of each of its first :data:`SCHEMA_SAMPLE_FILES` data files, as
+    :func:`read_rows` gives them (so an incremental export's schema has ``_op`` and ``_write_time_micros``).
+
+    Give it to every convert task (``schema=``), so all parts of the export share it; attributes the sample did
+    not show go to the schema's extra column. See :func:`~airflow_dynamoscan.export.schema.plan_schema`.
+
+    :param columns: the attributes to convert, in this order (the others omitted)
+    :raises NativeExportError: a sampled data file is missing or malformed.
+    """
+    sample: list[dict[str, Any]] = []
+    for data_file in data_files[:SCHEMA_SAMPLE_FILES]:
+        rows = read_rows(s3_client, bucket, data_file, incremental=incremental, attribute_values=False)
+        try:
+            sample.extend(itertools.islice(rows, SCHEMA_SAMPLE_ROWS_PER_FILE))
+        finally:
+            rows.close()
+    return plan_schema(sample, columns=columns)
+
+
 def _pages(rows: Iterator[dict[str, Any]]) -> Iterator[ScanPage]:
     page: list[dict[str, Any]] = []
     for row in rows:
@@ -483,6 +535,7 @@ def convert_data_files(
     prefix: str,
     max_file_bytes: int | None = None,
     columns: Sequence[str] | None = None,
+    schema: ExportSchema | dict[str, Any] | None = None,
     verify_md5: bool = False,
 ) -> dict[str, Any]:
     """
@@ -492,10 +545,12 @@ def convert_data_files(
     with ``_op`` (``upsert``/``delete``) and ``_write_time_micros`` first, then the new image (an upsert) or the
     keys (a delete); fold them downstream (latest write time wins per key) or with :func:`fold_changes`.
     The parts are written by :func:`~airflow_dynamoscan.export.exporter.export_pages`, so everything it says about
-    retries, atomic parts and rotation holds here too.
+    retries, atomic parts, rotation and schemas holds here too.
 
     :param data_files: the files to convert, e.g. one mapped task's share of :func:`read_data_files`
     :param incremental: the export is incremental (see :attr:`NativeExportSummary.incremental`)
+    :param schema: for CSV and Parquet, the export's one schema (see :func:`plan_native_schema`); ``None``
+        plans one from the first rows converted here, which suits a single convert task only
     :return: as :func:`~airflow_dynamoscan.export.exporter.export_pages`.
     :raises NativeExportError: a data file is missing or disagrees with the manifest.
     """
@@ -503,15 +558,14 @@ def convert_data_files(
 
     def rows() -> Iterator[dict[str, Any]]:
         for data_file in data_files:
-            if incremental:
-                for record in read_changes(
-                    s3_client, bucket, data_file, deserialize=not attribute_values, verify_md5=verify_md5
-                ):
-                    yield change_row(record, attribute_values=attribute_values)
-            else:
-                yield from read_items(
-                    s3_client, bucket, data_file, deserialize=not attribute_values, verify_md5=verify_md5
-                )
+            yield from read_rows(
+                s3_client,
+                bucket,
+                data_file,
+                incremental=incremental,
+                attribute_values=attribute_values,
+                verify_md5=verify_md5,
+            )
             log.info("Read %s records from s3://%s/%s", data_file.item_count, bucket, data_file.key)
 
     return export_pages(
@@ -521,7 +575,8 @@ def convert_data_files(
         compression=compression,
         prefix=prefix,
         max_file_bytes=max_file_bytes,
-        columns=columns,
+        columns=None if schema is not None else columns,
+        schema=schema,
     )
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_dynamoscan.compat import AirflowException, AirflowFailException, BaseOperator, conf
 from airflow_dynamoscan.exceptions import DestinationError, DynamoScanError, TableNotFoundError
 from airflow_dynamoscan.export.exporter import segment_prefix
-from airflow_dynamoscan.export.formats import validate_format
+from airflow_dynamoscan.export.formats import uses_schema, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME
 from airflow_dynamoscan.export.native import (
     EXPORT_TYPES,
@@ -34,6 +34,7 @@ from airflow_dynamoscan.export.native import (
     check_incremental_window,
     convert_data_files,
     export_folder,
+    plan_native_schema,
     read_data_files,
     read_summary,
     utc_datetime,
@@ -54,6 +55,7 @@ from airflow_dynamoscan.triggers.dynamodb_native_export import (
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
+    from airflow_dynamoscan.export.destinations import Destination
 
 #: How long the operator waits, by default, for an export to finish: DynamoDB's exports of big tables take hours.
 DEFAULT_EXPORT_TIMEOUT = timedelta(hours=24)
@@ -63,6 +65,7 @@ DEFAULT_RESTORABLE_WAIT = timedelta(minutes=15)
 
 _OUTPUT_FORMATS = ("DYNAMODB_JSON", "ION")
 _SSE_ALGORITHMS = ("AES256", "KMS")
+_FINAL_STATUSES = ("COMPLETED", "FAILED")
 
 
 def client_token(identity: dict[str, Any], request: dict[str, Any]) -> str:
@@ -104,6 +107,11 @@ def _error_code(error: Exception) -> str | None:
     return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
 
 
+def staging_dataset(bucket: str, prefix: str | None, dataset_class: Any) -> Any:
+    """The OpenLineage dataset of a native export's staging place: namespace ``s3://{bucket}``, name the prefix."""
+    return destination_dataset(f"s3://{bucket}/{(prefix or '').strip('/')}", dataset_class)
+
+
 def export_result(table_name: str, description: dict[str, Any]) -> dict[str, Any]:
     """
     The small XCom result of a native export, from its ``ExportDescription``.
@@ -137,6 +145,36 @@ def export_result(table_name: str, description: dict[str, Any]) -> dict[str, Any
         "started_at": description.get("StartTime"),
         "finished_at": description.get("EndTime"),
     }
+
+
+def _duration(value: timedelta | float) -> timedelta:
+    return value if isinstance(value, timedelta) else timedelta(seconds=value)
+
+
+def check_export_choices(operator: DynamoDBNativeExportOperator) -> None:
+    """
+    Check the fixed choices of a :class:`DynamoDBNativeExportOperator` when the DAG is parsed.
+
+    :raises ValueError: naming the table, the parameter and the allowed values.
+    """
+    where = f"Table {operator.table_name!r}: "
+    choices = [
+        ("export_type", operator.export_type, EXPORT_TYPES),
+        ("export_view_type", operator.export_view_type, EXPORT_VIEW_TYPES),
+        ("export_format", operator.export_format, _OUTPUT_FORMATS),
+        ("s3_sse_algorithm", operator.s3_sse_algorithm, (None, *_SSE_ALGORITHMS)),
+    ]
+    for name, value, allowed in choices:
+        if value not in allowed:
+            raise ValueError(f"{where}{name}={value!r} is not allowed; allowed: {', '.join(map(str, allowed))}.")
+    window_given = operator.export_from_time is not None or operator.export_to_time is not None
+    if operator.export_type == "FULL_EXPORT" and window_given:
+        raise ValueError(
+            f"{where}export_from_time/export_to_time apply to export_type='INCREMENTAL_EXPORT' only; a full export "
+            "takes export_time."
+        )
+    if operator.poll_interval <= 0:
+        raise ValueError(f"{where}poll_interval={operator.poll_interval!r} is not allowed; it must be > 0 seconds.")
 
 
 class DynamoDBNativeExportOperator(BaseOperator):
@@ -232,55 +270,20 @@ class DynamoDBNativeExportOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        where = f"Table {table_name!r}: "
-        if export_type not in EXPORT_TYPES:
-            raise ValueError(f"{where}export_type={export_type!r} is not allowed; allowed: {', '.join(EXPORT_TYPES)}.")
-        if export_view_type not in EXPORT_VIEW_TYPES:
-            raise ValueError(
-                f"{where}export_view_type={export_view_type!r} is not allowed; allowed: {', '.join(EXPORT_VIEW_TYPES)}."
-            )
-        if export_format not in _OUTPUT_FORMATS:
-            raise ValueError(
-                f"{where}export_format={export_format!r} is not allowed; allowed: {', '.join(_OUTPUT_FORMATS)}."
-            )
-        if s3_sse_algorithm is not None and s3_sse_algorithm not in _SSE_ALGORITHMS:
-            raise ValueError(
-                f"{where}s3_sse_algorithm={s3_sse_algorithm!r} is not allowed; allowed: None, "
-                f"{', '.join(_SSE_ALGORITHMS)}."
-            )
-        if export_type == "FULL_EXPORT" and (export_from_time is not None or export_to_time is not None):
-            raise ValueError(
-                f"{where}export_from_time/export_to_time apply to export_type='INCREMENTAL_EXPORT' only; a full "
-                "export takes export_time."
-            )
-        if not poll_interval or poll_interval <= 0:
-            raise ValueError(f"{where}poll_interval={poll_interval!r} is not allowed; it must be > 0 seconds.")
-        self.table_name = table_name
-        self.s3_bucket = s3_bucket
-        self.s3_prefix = s3_prefix
-        self.export_type = export_type
-        self.export_time = export_time
-        self.export_from_time = export_from_time
-        self.export_to_time = export_to_time
-        self.export_view_type = export_view_type
-        self.export_format = export_format
-        self.s3_bucket_owner = s3_bucket_owner
-        self.s3_sse_algorithm = s3_sse_algorithm
-        self.s3_sse_kms_key_id = s3_sse_kms_key_id
+        self.table_name, self.export_type, self.export_format = table_name, export_type, export_format
+        self.s3_bucket, self.s3_prefix, self.s3_bucket_owner = s3_bucket, s3_prefix, s3_bucket_owner
+        self.s3_sse_algorithm, self.s3_sse_kms_key_id = s3_sse_algorithm, s3_sse_kms_key_id
+        self.export_time, self.export_view_type = export_time, export_view_type
+        self.export_from_time, self.export_to_time = export_from_time, export_to_time
         self.deferrable = (
             conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
         )
         self.poll_interval = float(poll_interval)
-        self.export_timeout = (
-            None if timeout is None else timeout if isinstance(timeout, timedelta) else timedelta(seconds=timeout)
-        )
-        self.restorable_wait = (
-            restorable_wait if isinstance(restorable_wait, timedelta) else timedelta(seconds=restorable_wait)
-        )
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
+        self.export_timeout = None if timeout is None else _duration(timeout)
+        self.restorable_wait = _duration(restorable_wait)
+        self.aws_conn_id, self.region_name = aws_conn_id, region_name
+        self.verify, self.botocore_config = verify, botocore_config
+        check_export_choices(self)
 
     @cached_property
     def hook(self) -> DynamoDBScanHook:
@@ -288,6 +291,11 @@ class DynamoDBNativeExportOperator(BaseOperator):
         return DynamoDBScanHook(
             aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
         )
+
+    def _connection(self) -> dict[str, Any]:
+        """The AWS connection keywords, for the trigger."""
+        keys = ("aws_conn_id", "region_name", "verify", "botocore_config")
+        return {key: getattr(self, key) for key in keys}
 
     def _fail(self, message: str) -> AirflowFailException:
         return AirflowFailException(f"Table {self.table_name!r}: {message}")
@@ -362,6 +370,36 @@ class DynamoDBNativeExportOperator(BaseOperator):
             # 403 and the like: a bucket of another account may refuse HeadBucket and still accept exports.
             self.log.warning("Could not check the bucket %s (%s); starting the export anyway", self.s3_bucket, code)
 
+    def _time_request(self, context: Context | dict[str, Any], name: str, recovery: dict[str, Any]) -> dict[str, Any]:
+        """The request's ``ExportTime`` (a full export) or ``IncrementalExportSpecification``, checked."""
+        if self.export_type == "FULL_EXPORT":
+            moment = (
+                utc_datetime(self.export_time, "export_time")
+                if self.export_time
+                else _run_time(context, "data_interval_end") or datetime.now(timezone.utc)
+            )
+            self._check_restorable(name, recovery, moment, moment)
+            return {"ExportTime": moment}
+        first = (
+            utc_datetime(self.export_from_time, "export_from_time")
+            if self.export_from_time
+            else _run_time(context, "data_interval_start")
+        )
+        last = (
+            utc_datetime(self.export_to_time, "export_to_time")
+            if self.export_to_time
+            else _run_time(context, "data_interval_end")
+        )
+        if first is None or last is None:
+            raise self._fail(
+                "an incremental export needs a window: give export_from_time and export_to_time, or run it in a "
+                "scheduled DAG whose runs have a data interval."
+            )
+        check_incremental_window(first, last, table_name=self.table_name)
+        self._check_restorable(name, recovery, first, last)
+        spec = {"ExportFromTime": first, "ExportToTime": last, "ExportViewType": self.export_view_type}
+        return {"IncrementalExportSpecification": spec}
+
     def build_request(self, context: Context | dict[str, Any]) -> tuple[dict[str, Any], str]:
         """
         Check the table and the times; return the ``ExportTableToPointInTime`` request (with its ``ClientToken``)
@@ -380,37 +418,7 @@ class DynamoDBNativeExportOperator(BaseOperator):
             "ExportType": self.export_type,
         }
         try:
-            if self.export_type == "FULL_EXPORT":
-                moment = (
-                    utc_datetime(self.export_time, "export_time")
-                    if self.export_time
-                    else _run_time(context, "data_interval_end") or datetime.now(timezone.utc)
-                )
-                self._check_restorable(name, recovery, moment, moment)
-                request["ExportTime"] = moment
-            else:
-                first = (
-                    utc_datetime(self.export_from_time, "export_from_time")
-                    if self.export_from_time
-                    else _run_time(context, "data_interval_start")
-                )
-                last = (
-                    utc_datetime(self.export_to_time, "export_to_time")
-                    if self.export_to_time
-                    else _run_time(context, "data_interval_end")
-                )
-                if first is None or last is None:
-                    raise self._fail(
-                        "an incremental export needs a window: give export_from_time and export_to_time, or run it "
-                        "in a scheduled DAG whose runs have a data interval."
-                    )
-                check_incremental_window(first, last, table_name=self.table_name)
-                self._check_restorable(name, recovery, first, last)
-                request["IncrementalExportSpecification"] = {
-                    "ExportFromTime": first,
-                    "ExportToTime": last,
-                    "ExportViewType": self.export_view_type,
-                }
+            request.update(self._time_request(context, name, recovery))
         except DynamoScanError as error:
             raise AirflowFailException(str(error)) from error
         optional = {
@@ -457,22 +465,21 @@ class DynamoDBNativeExportOperator(BaseOperator):
         description = self._start(request)
         arn = description["ExportArn"]
         self.log.info("Export %s is %s", arn, description.get("ExportStatus"))
-        if description.get("ExportStatus") not in ("COMPLETED", "FAILED") and self.deferrable:
+        if description.get("ExportStatus") not in _FINAL_STATUSES and self.deferrable:
             self.defer(
                 trigger=DynamoDBNativeExportTrigger(
-                    export_arn=arn,
-                    table_name=self.table_name,
-                    poll_interval=self.poll_interval,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
+                    export_arn=arn, table_name=self.table_name, poll_interval=self.poll_interval, **self._connection()
                 ),
                 method_name="execute_complete",
                 timeout=self.export_timeout,
             )
+        return self._finish(self._wait(description))
+
+    def _wait(self, description: dict[str, Any]) -> dict[str, Any]:
+        """Poll DescribeExport in the worker until the export is completed or failed, or the timeout passes."""
+        arn = description["ExportArn"]
         deadline = None if self.export_timeout is None else time.monotonic() + self.export_timeout.total_seconds()
-        while description.get("ExportStatus") not in ("COMPLETED", "FAILED"):
+        while description.get("ExportStatus") not in _FINAL_STATUSES:
             if deadline is not None and time.monotonic() >= deadline:
                 raise AirflowException(
                     f"Table {self.table_name!r}: export {arn} is still {description.get('ExportStatus')} after "
@@ -480,7 +487,7 @@ class DynamoDBNativeExportOperator(BaseOperator):
                 )
             time.sleep(self.poll_interval)
             description = self.hook.client.describe_export(ExportArn=arn)["ExportDescription"]
-        return self._finish(description)
+        return description
 
     def _finish(self, description: dict[str, Any]) -> dict[str, Any]:
         if description.get("ExportStatus") == "FAILED":
@@ -504,10 +511,9 @@ class DynamoDBNativeExportOperator(BaseOperator):
         from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        prefix = (self.s3_prefix or "").strip("/")
         return OperatorLineage(
             inputs=[dynamodb_dataset(self.hook, str(self.table_name).rpartition("/")[2], Dataset)],
-            outputs=[destination_dataset(f"s3://{self.s3_bucket}/{prefix}", Dataset)],
+            outputs=[staging_dataset(self.s3_bucket, self.s3_prefix, Dataset)],
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -526,6 +532,9 @@ def plan_native_export_files(
     files_per_task: int = 1,
     max_tasks: int | None = None,
     s3_client: Any,
+    file_format: str = "jsonl",
+    columns: list[str] | None = None,
+    plan_schema: bool = True,
 ) -> list[dict[str, Any]]:
     """
     Read a finished export's manifests and return the keyword sets of the mapped convert tasks.
@@ -535,8 +544,13 @@ def plan_native_export_files(
     :param max_tasks: the most convert tasks, e.g. Airflow's ``[core] max_map_length``: an export with more data
         files gets more files per task (``None``: no limit)
     :param s3_client: a boto3 S3 client that can read the export
+    :param file_format: the format the convert tasks write
+    :param columns: for CSV and Parquet, the attributes to convert, in this order
+    :param plan_schema: for CSV and Parquet, plan the export's one schema here
+        (:func:`~airflow_dynamoscan.export.native.plan_native_schema`), once, and give it to every convert task
     :return: ``[{"data_files": [...], "segment": i, "total_segments": n, "incremental": bool,
-        "source_bucket": ...}, ...]``, one per batch; an export without data files gives one empty batch.
+        "source_bucket": ..., "source_prefix": ...}, ...]``, one per batch (with ``"schema"`` when planned); an
+        export without data files gives one empty batch.
     :raises AirflowFailException: the manifests are missing, malformed, in ``ION``, or disagree.
     """
     bucket, key = export.get("s3_bucket"), export.get("manifest_summary_key")
@@ -549,6 +563,14 @@ def plan_native_export_files(
         summary = read_summary(s3_client, bucket, key)
         data_files = read_data_files(s3_client, summary)
         batches = batch_data_files(data_files, files_per_task, max_batches=max_tasks)
+        shared: dict[str, Any] = {
+            "incremental": summary.incremental,
+            "source_bucket": bucket,
+            "source_prefix": export.get("s3_prefix"),
+        }
+        if plan_schema and uses_schema(file_format):
+            schema = plan_native_schema(s3_client, bucket, data_files, incremental=summary.incremental, columns=columns)
+            shared["schema"] = schema.to_json()
     except DynamoScanError as error:
         raise AirflowFailException(str(error)) from error
     return [
@@ -556,8 +578,7 @@ def plan_native_export_files(
             "data_files": [data_file.as_dict() for data_file in batch],
             "segment": number,
             "total_segments": len(batches),
-            "incremental": summary.incremental,
-            "source_bucket": bucket,
+            **shared,
         }
         for number, batch in enumerate(batches)
     ]
@@ -576,6 +597,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
 
     :param table_name: the exported table, recorded in the result (templated)
     :param source_bucket: the export's bucket (templated)
+    :param source_prefix: the export's ``S3Prefix``, for lineage: the staging prefix the native export wrote
     :param data_files: the files to convert, as :func:`plan_native_export_files` lists them (mappable)
     :param incremental: the files hold change records (mappable)
     :param segment: this task's number among the convert tasks (mappable)
@@ -585,6 +607,8 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
     :param compression: as for :class:`~airflow_dynamoscan.operators.dynamodb_export.DynamoDBExportOperator`
     :param max_file_bytes: start a new part when a part reaches this size (default 256 MiB)
     :param columns: CSV and Parquet columns, in order
+    :param schema: for CSV and Parquet, the export's one schema (JSON form), as :func:`plan_native_export_files`
+        plans it for every convert task (mappable); ``None`` plans one from this task's first rows
     :param overwrite: write even if the destination already holds a complete export
     :param verify_md5: also check each file's ``md5Checksum`` (see :mod:`airflow_dynamoscan.export.native`)
     :param aws_conn_id: the connection that reads the export's bucket
@@ -610,6 +634,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         table_name: str,
         source_bucket: str,
         data_files: list[dict[str, Any]],
+        source_prefix: str | None = None,
         incremental: bool,
         segment: int,
         total_segments: int,
@@ -618,6 +643,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         compression: str | None = None,
         max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
         columns: list[str] | None = None,
+        schema: dict[str, Any] | None = None,
         overwrite: bool = False,
         verify_md5: bool = False,
         aws_conn_id: str | None = "aws_default",
@@ -626,19 +652,12 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.table_name = table_name
-        self.source_bucket = source_bucket
-        self.data_files = data_files
-        self.incremental = incremental
-        self.segment = segment
-        self.total_segments = total_segments
-        self.destination = destination
-        self.file_format = file_format
-        self.compression = compression
-        self.max_file_bytes = max_file_bytes
-        self.columns = columns
-        self.overwrite = overwrite
-        self.verify_md5 = verify_md5
+        self.table_name, self.destination, self.overwrite = table_name, destination, overwrite
+        self.source_bucket, self.source_prefix = source_bucket, source_prefix
+        self.data_files, self.incremental, self.verify_md5 = data_files, incremental, verify_md5
+        self.segment, self.total_segments = segment, total_segments
+        self.file_format, self.compression, self.max_file_bytes = file_format, compression, max_file_bytes
+        self.columns, self.schema = columns, schema
         self.aws_conn_id = aws_conn_id
         self.dest_aws_conn_id = aws_conn_id if dest_aws_conn_id is SAME_AS_AWS_CONN_ID else dest_aws_conn_id
         self.verify = verify
@@ -646,16 +665,11 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+        started_at = datetime.now(timezone.utc).isoformat()
         try:
             compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
             prefix = segment_prefix(self.segment, self.total_segments, table_name=self.table_name)
-            destination = open_export_destination(self.destination, self.dest_aws_conn_id, verify=self.verify)
-            if not self.overwrite and destination.exists(MANIFEST_NAME):
-                raise DestinationError(
-                    f"Table {self.table_name!r}: destination {destination.uri} already holds a complete export "
-                    f"({MANIFEST_NAME} is there); choose another destination or pass overwrite=True."
-                )
-            started_at = datetime.now(timezone.utc).isoformat()
+            destination = self._open_destination()
             written = convert_data_files(
                 S3Hook(aws_conn_id=self.aws_conn_id, verify=self.verify).get_conn(),
                 self.source_bucket,
@@ -667,6 +681,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
                 prefix=prefix,
                 max_file_bytes=self.max_file_bytes,
                 columns=self.columns,
+                schema=self.schema,
                 verify_md5=self.verify_md5,
             )
         except DestinationError:
@@ -680,6 +695,26 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
             written["items"],
             len(written["parts"]),
         )
+        return self._result(written, destination.uri, compression, started_at)
+
+    def _open_destination(self) -> Destination:
+        destination = open_export_destination(self.destination, self.dest_aws_conn_id, verify=self.verify)
+        if not self.overwrite and destination.exists(MANIFEST_NAME):
+            raise DestinationError(
+                f"Table {self.table_name!r}: destination {destination.uri} already holds a complete export "
+                f"({MANIFEST_NAME} is there); choose another destination or pass overwrite=True."
+            )
+        return destination
+
+    def _result(
+        self, written: dict[str, Any], destination_uri: str, compression: str | None, started_at: str
+    ) -> dict[str, Any]:
+        """The segment result :class:`DynamoDBExportManifestOperator` commits, shaped as a scan export's."""
+        layout: dict[str, Any] = {}
+        if "schema" in written:
+            layout["schema"] = written["schema"]
+        if self.file_format == "csv":
+            layout["csv_formula_escaping"] = False
         return {
             "table_name": self.table_name,
             "segment": self.segment,
@@ -687,20 +722,24 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
             "items": written["items"],
             "bytes": written["bytes"],
             "parts": written["parts"],
-            "destination": destination.uri,
+            "destination": destination_uri,
             "file_format": self.file_format,
             "compression": compression,
             "started_at": started_at,
             "finished_at": datetime.now(timezone.utc).isoformat(),
             "source_files": len(self.data_files),
+            **layout,
         }
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Lineage: the native export's bucket in, the converted export's destination out."""
+        """
+        Lineage: the native export's staging prefix in (the dataset the export task wrote, so the graph reads
+        table -> staging prefix -> destination), the converted export's destination out.
+        """
         from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         return OperatorLineage(
-            inputs=[Dataset(namespace=f"s3://{self.source_bucket}", name="/")],
+            inputs=[staging_dataset(self.source_bucket, self.source_prefix, Dataset)],
             outputs=[destination_dataset(self.destination, Dataset)],
         )

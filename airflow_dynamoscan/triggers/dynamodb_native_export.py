@@ -69,12 +69,12 @@ class DynamoDBNativeExportTrigger(BaseTrigger):
         *,
         export_arn: str,
         table_name: str,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        timeout: float | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        timeout: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.export_arn = export_arn

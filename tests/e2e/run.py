@@ -38,6 +38,8 @@ import psutil
 from devtools.local_dynamodb import PROJECT_ROOT, free_port
 from devtools.sample_data import load_sample_table, sample_item
 from tests.e2e.api import AirflowApi, parse_time
+from tests.e2e.native import DAG_ID as NATIVE_DAG
+from tests.e2e.native import check_native_export_defers_and_frees_its_slot
 from tests.e2e.stack import Stack, ensure_python_package, wait_for
 
 TABLE = "orders"
@@ -376,6 +378,7 @@ def check_aggregate(e2e: E2E) -> None:
 
 
 CHECKS: list[Callable[[E2E], None]] = [
+    check_native_export_defers_and_frees_its_slot,
     check_parallel_export_with_logical_date,
     check_parallel_export_without_logical_date,
     check_sigkilled_segment_is_retried,
@@ -498,8 +501,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_python_package("psycopg2", "psycopg2-binary")  # Airflow's metadata database driver, and
         ensure_python_package("asyncpg", "asyncpg")  # its async one
+        ensure_python_package("flask", "flask")  # moto's server, for the native export
+        ensure_python_package("flask_cors", "flask-cors")
         database_url = stack.start_postgres()
         stack.start_dynamodb()
+        stack.start_moto()
         stack.airflow_env(database_url, api_port=free_port())
         migration = stack.start_migration()
         seconds = load_tables(stack.dynalite_url)
@@ -510,7 +516,13 @@ def main(argv: list[str] | None = None) -> int:
         api = AirflowApi(stack.api_url)
         e2e = E2E(stack, api, root / "exports")
         e2e.expected_lines = expected_export_lines()
-        dag_ids = (PARALLEL_EXPORT_DAG, CONSUMER_DAG, "example_dynamodb_transform", "example_dynamodb_aggregate")
+        dag_ids = (
+            PARALLEL_EXPORT_DAG,
+            CONSUMER_DAG,
+            "example_dynamodb_transform",
+            "example_dynamodb_aggregate",
+            NATIVE_DAG,
+        )
         for dag_id in dag_ids:
             wait_for(f"the dag-processor to store {dag_id}", lambda dag_id=dag_id: api.dag(dag_id), 180, 1)
             api.warm_up(dag_id)

@@ -2,10 +2,11 @@
 The processes of a real Airflow deployment on this machine, started and stopped by PID for the e2e run.
 
 :class:`Stack` starts a private PostgreSQL cluster (the metadata database), the local DynamoDB server (dynalite), a
-latency proxy in front of it, and Airflow's ``scheduler``, ``dag-processor``, ``api-server`` and ``triggerer`` with
-the LocalExecutor, each in its own process group. :meth:`Stack.stop` ends every one of them, and only them: the
-process groups it started (the LocalExecutor's workers and task processes are in the scheduler's group) and the
-PostgreSQL server whose PID its cluster recorded.
+latency proxy in front of it, a moto server for DynamoDB's native exports and their S3 bucket, and Airflow's
+``scheduler``, ``dag-processor``, ``api-server`` and ``triggerer`` with the LocalExecutor, each in its own process
+group. :meth:`Stack.stop` ends every one of them, and only them: the process groups it started (the
+LocalExecutor's workers and task processes are in the scheduler's group) and the PostgreSQL server whose PID its
+cluster recorded.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from typing import Any
 from devtools.local_dynamodb import PROJECT_ROOT, free_port, install_dynalite
 
 VENV_BIN = Path(sys.executable).parent
+
+#: DAGs only the e2e run loads, beside the example DAGs.
+E2E_DAGS = Path(__file__).resolve().parent / "dags"
 
 
 class StackError(RuntimeError):
@@ -115,6 +119,8 @@ class Stack:
         self.env: dict[str, str] = {}
         self.dynalite_url = ""
         self.proxy_url = ""
+        self.moto_url = ""
+        self.export_release_file = root / "release-native-exports"
         self.api_url = ""
         self.pg_port = 0
         self._stopped = False
@@ -248,6 +254,25 @@ class Stack:
         self.proxy_url = f"http://127.0.0.1:{proxy_port}"
         wait_for("the DynamoDB proxy", lambda: self.check_alive() or http_ok(self.proxy_url + "/"), 30, 0.1)
 
+    def start_moto(self) -> None:
+        """Start the moto server of native exports (DynamoDB + S3; exports held until :attr:`export_release_file`)."""
+        port = free_port()
+        command = [
+            sys.executable, "-m", "tests.e2e.moto_export_server", "--port", str(port),
+            "--release-file", str(self.export_release_file),
+        ]  # fmt: skip
+        self.spawn("moto", command, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+        self.moto_url = f"http://127.0.0.1:{port}"
+        wait_for("the moto server", lambda: self.check_alive() or http_ok(self.moto_url + "/"), 60, 0.2)
+
+    def dags_folder(self) -> Path:
+        """The DAGs folder: the example DAGs and the e2e run's own DAGs (tests/e2e/dags/), copied side by side."""
+        folder = self.root / "dags"
+        folder.mkdir()
+        for source in (*sorted((PROJECT_ROOT / "example_dags").glob("*.py")), *sorted(E2E_DAGS.glob("*.py"))):
+            shutil.copy(source, folder / source.name)
+        return folder
+
     # -- Airflow ---------------------------------------------------------------------------------------------------
 
     def airflow_env(self, database_url: str, *, api_port: int) -> dict[str, str]:
@@ -265,7 +290,7 @@ class Stack:
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "example_dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder()),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
@@ -291,6 +316,10 @@ class Stack:
             "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
             "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "300",
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
+            # The native export's table and buckets, on the moto server (see tests/e2e/moto_export_server.py).
+            "AIRFLOW_CONN_AWS_MOTO": json.dumps(
+                {**connection, "extra": {"region_name": "us-east-1", "endpoint_url": self.moto_url}}
+            ),
             "AWS_DEFAULT_REGION": "us-east-1",
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 from moto import mock_aws
@@ -48,7 +49,8 @@ def test_native_group_maps_one_convert_task_per_batch() -> None:
     assert convert.partial_kwargs["file_format"] == "csv"
 
 
-def test_auto_method_branches_between_the_two_groups() -> None:
+def auto_export_dag(**options: Any) -> DAG:
+    """A DAG of one ``method="auto"`` table export, group ``export``."""
     with new_dag() as dag:
         dynamodb_table_export(
             "export",
@@ -56,8 +58,13 @@ def test_auto_method_branches_between_the_two_groups() -> None:
             destination="s3://out/orders",
             method="auto",
             native_s3_bucket="staging",
-            file_format="parquet",
+            **options,
         )
+    return dag
+
+
+def test_auto_method_branches_between_the_two_groups() -> None:
+    dag = auto_export_dag(file_format="parquet")
     choose = dag.get_task("export.choose_method")
     assert choose.downstream_task_ids == {"export.scan.plan_segments", "export.native.start_export"}
     assert dag.get_task("export.scan.write_manifest").upstream_task_ids == {"export.scan.export_segment"}
@@ -97,3 +104,15 @@ def test_method_choice_reads_the_table_and_its_recovery_setting(moto_table: str)
     assert choose_table_export_method(moto_table, "auto", native_threshold_bytes=0) == "native"
     assert choose_table_export_method(moto_table, "auto") == "scan"  # an empty table is below 1 GiB
     assert choose_table_export_method(moto_table, "scan", native_threshold_bytes=0) == "scan"
+
+
+def test_native_group_records_an_asset_event_from_its_manifest_task_only() -> None:
+    from airflow_dynamoscan.compat import Asset
+
+    asset = Asset("orders_native_export")
+    dag = auto_export_dag(outlets=[asset])
+    for way in ("scan", "native"):
+        assert dag.get_task(f"export.{way}.write_manifest").outlets == [asset], way
+    others = [task for task in dag.tasks if not task.task_id.endswith("write_manifest")]
+    assert [task.task_id for task in others if getattr(task, "outlets", None)] == []
+    assert dag.get_task("export.native.convert_files").partial_kwargs.get("outlets", []) == []

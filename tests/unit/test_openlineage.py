@@ -46,6 +46,9 @@ def test_native_export_lineage_names_table_and_staging_prefix() -> None:
         segment=0,
         total_segments=1,
         destination="s3://out/orders/",
+        source_prefix="native/orders",
     )
     lineage = convert.get_openlineage_facets_on_complete(None)
+    # The convert task reads what the export task wrote: the lineage graph is table -> staging -> destination.
+    assert [(dataset.namespace, dataset.name) for dataset in lineage.inputs] == [("s3://staging", "native/orders")]
     assert [(dataset.namespace, dataset.name) for dataset in lineage.outputs] == [("s3://out", "orders")]
