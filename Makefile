@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 DYNALITE_CLI := .local/dynalite/node_modules/dynalite/cli.js
 DYNALITE_VERSION := 4.0.0
 PYTEST_ARGS ?=
+# The tests run in one worker process per core (pytest-xdist), each module whole in one worker so that its
+# module-scoped tables are made once; each worker has its own local DynamoDB server and AIRFLOW_HOME.
+# `make test PYTEST_WORKERS=0` runs them in this process.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: install dynalite lint typecheck test unit demo e2e bench clean check-floors matrix-lowest matrix-newest package-check
 
@@ -34,10 +39,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy airflow_dynamoscan
 
 test: install lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/python -m devtools.demo
@@ -81,7 +86,7 @@ matrix-lowest: $(STAMP) dynalite check-floors
 	$(BIN)/uv pip install --python $(MATRIX_VENVS)/lowest/bin/python --quiet -e . --group test \
 		--constraints .ci/constraints-lowest.txt
 	$(BIN)/uv pip list --python $(MATRIX_VENVS)/lowest/bin/python 2>/dev/null | grep -E '^(apache-airflow|boto|orjson|pyarrow|numpy|moto|pytest|hypothesis)'
-	$(MATRIX_VENVS)/lowest/bin/python -m pytest $(MATRIX_TESTS) -p no:cacheprovider $(PYTEST_ARGS)
+	$(MATRIX_VENVS)/lowest/bin/python -m pytest $(MATRIX_TESTS) -p no:cacheprovider $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 matrix-newest: $(STAMP) dynalite
 	@test -n "$(PYTHON_NEWEST)" || { echo "error: matrix-newest needs Python 3.13 (pyenv install 3.13, or set PYTHON_NEWEST=/path/to/python3.13)" >&2; exit 1; }
@@ -89,7 +94,7 @@ matrix-newest: $(STAMP) dynalite
 	$(BIN)/uv venv --quiet --python $(PYTHON_NEWEST) $(MATRIX_VENVS)/newest
 	$(BIN)/uv pip install --python $(MATRIX_VENVS)/newest/bin/python --quiet -e . --group test
 	$(BIN)/uv pip list --python $(MATRIX_VENVS)/newest/bin/python 2>/dev/null | grep -E '^(apache-airflow|boto|orjson|pyarrow|numpy|moto|pytest|hypothesis)'
-	$(MATRIX_VENVS)/newest/bin/python -m pytest $(MATRIX_TESTS) -p no:cacheprovider $(PYTEST_ARGS)
+	$(MATRIX_VENVS)/newest/bin/python -m pytest $(MATRIX_TESTS) -p no:cacheprovider $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The distribution as PyPI gets it: build, `twine check --strict`, then install the wheel alone into a fresh venv
 # and ask Airflow for the provider.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import uuid
@@ -31,13 +32,43 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
+def share_botocore_data_loader() -> None:
+    """
+    Let every botocore session of the test process share one data loader (botocore's own cache of the service
+    models and endpoint rules it reads from JSON files).
+
+    Each hook makes its own boto3 session, and a new session reads and parses those files again: about 0.3 s per
+    client, hundreds of times a run. Within one session botocore already shares the loader between clients; this
+    extends the same sharing across sessions, so clients are built exactly as before, from the same data.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)  # type: ignore[assignment]
+
+
+share_botocore_data_loader()
+
+
 @pytest.fixture(scope="session")
 def dynalite_endpoint() -> Iterator[str]:
-    """The endpoint URL of a local DynamoDB server (dynalite) running for the whole test session."""
-    from devtools.local_dynamodb import running_dynalite
+    """
+    The endpoint URL of a local DynamoDB server (dynalite) running for the whole test session: one per pytest-xdist
+    worker, each on its own free port. Two workers starting at once can be handed the same free port, and the
+    second server then exits: it is started again on another.
+    """
+    from devtools.local_dynamodb import LocalDynamoDBError, running_dynalite
 
-    with running_dynalite() as endpoint_url:
-        yield endpoint_url
+    for attempt in range(3):
+        with contextlib.ExitStack() as stack:
+            try:
+                endpoint_url = stack.enter_context(running_dynalite())
+            except LocalDynamoDBError:
+                if attempt == 2:
+                    raise
+                continue
+            yield endpoint_url
+            return
 
 
 def make_client(endpoint_url: str | None = None, service: str = "dynamodb") -> Any:

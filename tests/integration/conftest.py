@@ -9,12 +9,18 @@ import pytest
 from devtools.sample_data import create_table, load_sample_table
 from tests.conftest import unique_table_name
 
+LARGE_TABLE_ITEMS = 5000
+
 
 @pytest.fixture(scope="session")
 def large_table(dynalite_client: Any) -> tuple[str, list[dict[str, Any]]]:
-    """A table of 20,000 sample items (about 9 MB: several 1 MB Scan pages) and the items written."""
+    """
+    A table of 5,000 sample items of about 2 KB (about 10 MB: several 1 MB Scan pages) and the items written.
+
+    Large in bytes, so that scans page, rather than in items, whose writing and decoding takes the time.
+    """
     name = unique_table_name("large")
-    return name, load_sample_table(dynalite_client, name, 20_000)
+    return name, load_sample_table(dynalite_client, name, LARGE_TABLE_ITEMS, padding=1800)
 
 
 @pytest.fixture(scope="session")

@@ -131,9 +131,18 @@ operator = DynamoDBExportOperator(
     task_id="export", table_name=sys.argv[1], destination=sys.argv[2], segment=0, total_segments=1,
     max_file_bytes=int(sys.argv[3]) * 229, scan_kwargs={"Limit": int(sys.argv[3])},
 )
-operator.hook._scan_client.meta.events.register("before-send.dynamodb.Scan", lambda **_: time.sleep(0.05))
+sent = [0]
+def pace(**_):
+    # Slow enough to be killed between any two pages; after HELD_AFTER pages the task stays alive until killed,
+    # however late a loaded machine lets the test look at the checkpoint.
+    sent[0] += 1
+    time.sleep(0.05 if sent[0] <= int(sys.argv[4]) else 3600)
+operator.hook._scan_client.meta.events.register("before-send.dynamodb.Scan", pace)
 operator.execute({})
 """
+# The killed task has committed at least KILLED_AFTER parts and sent at most HELD_AFTER Scan requests.
+KILLED_AFTER = 8
+HELD_AFTER = 12
 
 
 def test_killed_mapped_task_retried_reads_at_most_one_more_part(
@@ -142,14 +151,14 @@ def test_killed_mapped_task_retried_reads_at_most_one_more_part(
     name, keys = resume_table
     total_pages = len(keys) // PAGE_ITEMS + 1
     child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_EXPORT, name, str(tmp_path), str(PAGE_ITEMS)],
+        [sys.executable, "-c", KILLED_EXPORT, name, str(tmp_path), str(PAGE_ITEMS), str(HELD_AFTER)],
         cwd=PROJECT_ROOT,
         env=dict(os.environ),
     )
     checkpoint_file = tmp_path / checkpoint_path("segment-00000-of-00001")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 200  # the child imports Airflow first: seconds, or more on a loaded machine
     committed = 0
-    while committed < 8 and time.monotonic() < deadline and child.poll() is None:
+    while committed < KILLED_AFTER and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.02)
         if checkpoint_file.exists():
             try:
@@ -160,7 +169,7 @@ def test_killed_mapped_task_retried_reads_at_most_one_more_part(
     child.wait()
     assert child.returncode == -signal.SIGKILL, "the export must be killed while it runs"
     committed = len(json.loads(checkpoint_file.read_text())["parts"])
-    assert 8 <= committed < total_pages
+    assert KILLED_AFTER <= committed <= HELD_AFTER < total_pages
 
     retry = exporter(name, tmp_path, segment=0, total_segments=1)
     sent = count_scans(retry)

@@ -14,6 +14,7 @@ from airflow_dynamoscan.exceptions import ScanRequestError, TableNotFoundError
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from devtools.sample_data import create_table, put_items
 from tests.conftest import unique_table_name
+from tests.integration.conftest import LARGE_TABLE_ITEMS
 
 pytestmark = pytest.mark.usefixtures("aws_connection_env")
 
@@ -40,14 +41,14 @@ def test_large_table_serial_parallel_segments_equal_what_was_written(
     assert by_key(list(hook.parallel_scan(name, total_segments=16, max_workers=4))) == expected
     union = [item for segment in range(7) for item in hook.scan_segment(name, segment, 7)]
     assert by_key(union) == expected
-    assert hook.count(name) == hook.count(name, total_segments=8) == 20_000
+    assert hook.count(name) == hook.count(name, total_segments=8) == LARGE_TABLE_ITEMS
 
 
 def test_large_table_reads_several_pages(large_table: tuple[str, list[dict[str, Any]]]) -> None:
     name, _ = large_table
     pages = list(DynamoDBScanHook().scan_segment_pages(name, None, None))
     assert len(pages) >= 5
-    assert sum(page.count for page in pages) == 20_000
+    assert sum(page.count for page in pages) == LARGE_TABLE_ITEMS
     assert [page.last_evaluated_key is None for page in pages] == [False] * (len(pages) - 1) + [True]
 
 
