@@ -55,7 +55,7 @@ from airflow_dynamoscan.triggers.dynamodb_native_export import (
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
-    from airflow_dynamoscan.export.destinations import Destination
+    from airflow_dynamoscan.storage.destinations import Destination
 
 #: How long the operator waits, by default, for an export to finish: DynamoDB's exports of big tables take hours.
 DEFAULT_EXPORT_TIMEOUT = timedelta(hours=24)
