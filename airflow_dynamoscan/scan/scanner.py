@@ -35,6 +35,7 @@ from airflow_dynamoscan.scan.decode import (
     deserialize_wire_item,
     wire_item_to_client_item,
 )
+from airflow_dynamoscan.scan.memory import PAGE_MEMORY_MB, memory_budget
 from airflow_dynamoscan.scan.pacing import ReadCapacityPacer
 from airflow_dynamoscan.scan.progress import ScanProgress, ScanStats
 from airflow_dynamoscan.scan.retry import RetryPolicy, call_with_retries
@@ -573,6 +574,33 @@ def _items_of(pages: Generator[ScanPage, None, None]) -> Iterator[dict[str, Any]
         pages.close()
 
 
+def _plan_workers(
+    table_name: str,
+    segments: int,
+    max_workers: int | None,
+    max_pages_in_flight: int | None,
+    max_memory_mb: int | None,
+) -> tuple[int, int]:
+    """The workers and the pages in flight of a parallel scan over ``segments`` segments, within the budget."""
+    budget = memory_budget(max_memory_mb, table_name)
+    requested = validate_max_workers(
+        min(DEFAULT_MAX_WORKERS, segments) if max_workers is None else max_workers, table_name
+    )
+    workers = budget.max_workers(max(1, min(requested, segments)))
+    if workers < min(requested, segments):
+        log.info(
+            "Parallel scan of %s: %s workers instead of %s, within max_memory_mb=%s (%s MB a page)",
+            table_name,
+            workers,
+            requested,
+            budget.max_memory_mb,
+            PAGE_MEMORY_MB,
+        )
+    if max_pages_in_flight is None:
+        return workers, budget.pages_in_flight(workers)
+    return workers, min(validate_max_workers(max_pages_in_flight, table_name), max(1, budget.pages - workers - 1))
+
+
 class _WorkerDone:
     pass
 
@@ -597,6 +625,7 @@ def parallel_scan_pages(
     owned: frozenset[str] = HOOK_OWNED_SCAN_KEYWORDS,
     start_keys: Mapping[int, dict[str, Any] | None] | None = None,
     control: ScanControl | None = None,
+    max_memory_mb: int | None = None,
 ) -> Generator[ScanPage, None, None]:
     """
     Yield the pages of all ``total_segments`` segments, read by ``max_workers`` threads.
@@ -605,27 +634,29 @@ def parallel_scan_pages(
     ``ExclusiveStartKey`` (``None``: from the segment's start); the segments it leaves out count as done.
 
     Each segment is read by exactly one worker, from its first page to its last. Memory is bounded: at most
-    ``max_pages_in_flight`` pages (default: ``max_workers``) wait for the caller, and each worker holds one more.
+    ``max_pages_in_flight`` pages wait for the caller, and each worker holds one more; ``max_memory_mb`` (default
+    :data:`~airflow_dynamoscan.scan.memory.DEFAULT_MAX_MEMORY_MB`) caps both, ``max_workers`` included (see
+    :mod:`~airflow_dynamoscan.scan.memory`).
     The first error of any worker stops the others and is raised to the caller. Closing the generator stops the
     workers: each finishes at most the request it is in (a pause before a retry, or for the read-capacity budget,
     ends at once), and all have exited when ``close()`` returns.
 
     :param control: retries, read-capacity pacing, counters and progress lines, shared by the workers (see
         :class:`ScanControl`)
-    :raises InvalidScanArgumentError: bad ``total_segments``, ``max_workers`` or scan keywords.
+    :param max_memory_mb: the memory budget of the pages the scan holds, MB
+    :raises InvalidScanArgumentError: bad ``total_segments``, ``max_workers``, ``max_pages_in_flight``,
+        ``max_memory_mb`` or scan keywords.
     """
     validate_segment(0, total_segments, table_name)
     if start_keys is None:
         start_keys = dict.fromkeys(range(total_segments))
     for segment in start_keys:
         validate_segment(segment, total_segments, table_name)
-    workers = validate_max_workers(
-        min(DEFAULT_MAX_WORKERS, total_segments) if max_workers is None else max_workers, table_name
+    workers, in_flight = _plan_workers(
+        table_name, min(total_segments, len(start_keys)), max_workers, max_pages_in_flight, max_memory_mb
     )
-    workers = max(1, min(workers, len(start_keys)))
     kwargs = check_scan_kwargs(table_name, scan_kwargs, owned=owned)
     _apply_control(kwargs, control)
-    in_flight = workers if max_pages_in_flight is None else validate_max_workers(max_pages_in_flight, table_name)
     scope = (
         f"{total_segments} segments"
         if len(start_keys) == total_segments
