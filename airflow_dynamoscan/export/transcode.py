@@ -23,7 +23,14 @@ from typing import Any
 import orjson
 
 from airflow_dynamoscan.exceptions import SchemaMismatchError
-from airflow_dynamoscan.export.schema import MISFIT, ExportSchema, converter, number_text, split_item
+from airflow_dynamoscan.export.schema import (
+    MISFIT,
+    ExportSchema,
+    converter,
+    decimal_parameters,
+    number_text,
+    split_item,
+)
 from airflow_dynamoscan.scan.decode import (
     deserialize_wire_item,
     deserialize_wire_value,
@@ -44,14 +51,8 @@ def wire_number_text(text: str) -> str:
 
     :raises ValueError: NaN or an infinity, which DynamoDB cannot store.
     """
-    body = text[1:] if text[:1] == "-" else text
-    whole, dot, fraction = body.partition(".")
-    if (
-        whole.isdigit()
-        and body.isascii()
-        and (whole[0] != "0" or (len(whole) == 1 and not dot))
-        and (not dot or fraction.isdigit())
-    ):
+    parts = _fixed_point_parts(text)
+    if parts is not None and (parts[0][0] != "0" or (parts[0] == "0" and "." not in text)):
         return text
     return number_text(Decimal(text))
 
@@ -141,8 +142,27 @@ def _binary_cell(attribute_value: Mapping[str, Any]) -> Any:
     return MISFIT if text is None else base64.b64decode(text)
 
 
-def _decoded_cell(decoded: Callable[[Any], Any]) -> Callable[[Mapping[str, Any]], Any]:
-    return lambda attribute_value: decoded(deserialize_wire_value(attribute_value))
+def _fixed_point_parts(text: str) -> tuple[str, str] | None:
+    """The integer and fraction digits of a number written without exponent (``-12.50``), else ``None``."""
+    body = text[1:] if text[:1] == "-" else text
+    whole, dot, fraction = body.partition(".")
+    if whole.isdigit() and body.isascii() and (not dot or fraction.isdigit()):
+        return whole, fraction
+    return None
+
+
+def _decimal_cell(column_type: str, decoded: Callable[[Any], Any]) -> Callable[[Mapping[str, Any]], Any]:
+    precision, scale = decimal_parameters(column_type)
+
+    def cell(attribute_value: Mapping[str, Any]) -> Any:
+        text = attribute_value.get("N")
+        parts = None if text is None else _fixed_point_parts(text)
+        # Digits counted on the text, as schema's converter counts them on the Decimal; other forms take its path.
+        if parts is not None and len(parts[1]) <= scale and len(parts[0].lstrip("0")) <= precision - scale:
+            return Decimal(attribute_value["N"])
+        return decoded(deserialize_wire_value(attribute_value))
+
+    return cell
 
 
 def wire_cell_converter(column_type: str) -> Callable[[Mapping[str, Any]], Any]:
@@ -166,7 +186,7 @@ def wire_cell_converter(column_type: str) -> Callable[[Mapping[str, Any]], Any]:
     decoded = converter(column_type, _no_json)
     if column_type == "int64":
         return _int64_cell(decoded)
-    return _decoded_cell(decoded)
+    return _decimal_cell(column_type, decoded)
 
 
 def wire_columns(

@@ -775,6 +775,7 @@ def parallel_scan_items(
     scan_kwargs: Mapping[str, Any] | None = None,
     max_pages_in_flight: int | None = None,
     control: ScanControl | None = None,
+    max_memory_mb: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield every item of the table, read by a parallel scan (see :func:`parallel_scan_pages`)."""
     check_item_select(table_name, scan_kwargs or {})
@@ -787,6 +788,7 @@ def parallel_scan_items(
         scan_kwargs=scan_kwargs,
         max_pages_in_flight=max_pages_in_flight,
         control=control,
+        max_memory_mb=max_memory_mb,
     )
     return _items_of(pages)
 
