@@ -16,6 +16,7 @@ from airflow_dynamoscan.export.formats import (
     validate_format,
 )
 from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
+from airflow_dynamoscan.scan.memory import memory_budget
 from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.scan.segments import validate_segment
 from airflow_dynamoscan.storage.checkpoints import ScanCheckpoint, SegmentProgress, write_checkpoint
@@ -71,6 +72,7 @@ def export_pages(
     checkpoint: ScanCheckpoint | None = None,
     replaces: Sequence[str] = (),
     claim: Callable[[], None] | None = None,
+    max_memory_mb: int | None = None,
 ) -> dict[str, Any]:
     """
     Write the items of ``pages`` as parts ``{prefix}/part-00000{ext}``, ``{prefix}/part-00001{ext}``, ...
@@ -112,6 +114,8 @@ def export_pages(
         complete export being overwritten
     :param claim: called once the first page has arrived, before any file is deleted or written, e.g. to mark the
         destination as this export's (see :mod:`~airflow_dynamoscan.storage.ownership`)
+    :param max_memory_mb: the memory budget (see :mod:`~airflow_dynamoscan.scan.memory`), which sizes Parquet row
+        groups
     :return: ``{"items": int, "bytes": int, "parts": [{"uri", "path", "items", "bytes"}, ...]}``, ``path``
         being relative to the destination and ``bytes`` the exact size of the files, and for ``csv`` and
         ``parquet`` ``"schema"``, the JSON form of the parts' schema.
@@ -133,6 +137,7 @@ def export_pages(
         csv_formula_escaping=csv_formula_escaping,
         checkpoint=checkpoint,
         pages=iter(pages),
+        row_group_bytes=memory_budget(max_memory_mb).row_group_bytes,
     )
     try:
         writer.current = writer.next_page()
@@ -170,6 +175,7 @@ class _PartWriter:
         csv_formula_escaping: bool,
         checkpoint: ScanCheckpoint | None,
         pages: Iterator[ScanPage],
+        row_group_bytes: int | None = None,
     ) -> None:
         self.destination = destination
         self.file_format = file_format
@@ -180,6 +186,7 @@ class _PartWriter:
         self.csv_formula_escaping = csv_formula_escaping
         self.checkpoint = checkpoint
         self.pages = pages
+        self.row_group_bytes = row_group_bytes
         self.extension = part_extension(file_format, compression)
         self.parts: list[dict[str, Any]] = list(checkpoint.parts) if checkpoint is not None else []
         kept = {part["path"] for part in self.parts}
@@ -208,10 +215,10 @@ class _PartWriter:
         for page in self.pages:
             segment = page.segment or 0
             skip = self.to_skip.pop(segment, 0)
-            if skip < len(page.items):
+            if skip < len(page):
                 return page, skip
             # Every item of this page is in committed parts already (or it has none).
-            left = skip - len(page.items)
+            left = skip - len(page)
             if left:
                 self.to_skip[segment] = left
             self.progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None, left)
@@ -234,6 +241,7 @@ class _PartWriter:
                 schema=self.schema,
                 csv_formula_escaping=self.csv_formula_escaping,
                 where=self.destination.child_uri(path),
+                row_group_bytes=self.row_group_bytes,
             )
             try:
                 self._fill(encoder)
@@ -256,8 +264,11 @@ class _PartWriter:
     def _fill(self, encoder: PartEncoder) -> None:
         while self.current is not None:
             page, offset = self.current
-            offset += encoder.write_items(page.items[offset:] if offset else page.items, max_bytes=self.max_file_bytes)
-            if offset < len(page.items):
+            # Pages read with fast decoding are transcoded from the wire shape, never decoded.
+            wire = page.wire_items is not None
+            items = page.wire_items if page.wire_items is not None else page.items
+            offset += encoder.write_items(items[offset:] if offset else items, max_bytes=self.max_file_bytes, wire=wire)
+            if offset < len(items):
                 self.current = (page, offset)  # the part is full
                 return
             segment = page.segment or 0

@@ -303,6 +303,7 @@ class DynamoDBScanHook(AwsBaseHook):
         deserialize: bool = True,
         max_pages_in_flight: int | None = None,
         stats: ScanStats | None = None,
+        max_memory_mb: int | None = None,
         **scan_kwargs: Any,
     ) -> Iterator[dict[str, Any]]:
         """
@@ -314,7 +315,10 @@ class DynamoDBScanHook(AwsBaseHook):
         :param max_pages_in_flight: pages waiting for the caller at most (default: ``max_workers``); each worker
             holds one more, so memory stays bounded whatever the table size
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
-        :raises InvalidScanArgumentError: bad ``total_segments``/``max_workers`` or a hook-owned scan keyword.
+        :param max_memory_mb: memory for the pages the scan holds, in MB (default 64, at least 32); it caps
+            ``max_workers`` and ``max_pages_in_flight`` (see :mod:`~airflow_dynamoscan.scan.memory`)
+        :raises InvalidScanArgumentError: bad ``total_segments``/``max_workers``/``max_memory_mb`` or a hook-owned
+            scan keyword.
         :raises TableNotFoundError: the table does not exist.
 
         The first error of any worker is raised here; closing the generator stops the workers.
@@ -325,6 +329,7 @@ class DynamoDBScanHook(AwsBaseHook):
             total_segments = self.plan_segments(table_name, min_segments=max_workers or DEFAULT_MAX_WORKERS)
         options: dict[str, Any] = {"max_workers": max_workers, "deserialize": deserialize}
         options["max_pages_in_flight"] = max_pages_in_flight
+        options["max_memory_mb"] = max_memory_mb
         return self._whole_table(parallel_scan_items, table_name, total_segments, scan_kwargs, stats, **options)
 
     def _whole_table(
@@ -441,6 +446,7 @@ class DynamoDBScanHook(AwsBaseHook):
         max_pages_in_flight: int | None = None,
         start_keys: dict[int, dict[str, Any] | None] | None = None,
         stats: ScanStats | None = None,
+        max_memory_mb: int | None = None,
         **scan_kwargs: Any,
     ) -> Iterator[ScanPage]:
         """
@@ -449,10 +455,12 @@ class DynamoDBScanHook(AwsBaseHook):
         key (``None``: from its start); the task keeps the whole read-capacity budget.
 
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
+        :param max_memory_mb: memory for the pages the scan holds, in MB (see :meth:`parallel_scan`)
         """
         options: dict[str, Any] = {"max_workers": max_workers, "deserialize": deserialize}
         options["max_pages_in_flight"] = max_pages_in_flight
         options["start_keys"] = start_keys
+        options["max_memory_mb"] = max_memory_mb
         return self._whole_table(parallel_scan_pages, table_name, total_segments, scan_kwargs, stats, **options)
 
     def count(
