@@ -12,7 +12,8 @@ neither a local server nor a load step is in the measurement.
    to that floor: on a shared machine the load changes from minute to minute, the ratio of neighbours much less.
 2. **Threads**: the jsonl export with 1, 2, 4 and 8 threads (as many segments), items/s and peak RSS; 4 is the
    formats table's jsonl export, not measured twice.
-3. **Memory**: the jsonl export at the operator's default settings of tables of 100,000 and 1,000,000 items.
+3. **Memory**: the jsonl export at the operator's default settings of tables of 100,000 and 300,000 items, and
+   with ``--large`` of 1,000,000 items.
 4. **Mapped tasks**: the start-up of a task (a no-op task with the export's imports and set-up), one process
    exporting one segment of N, and N processes exporting one segment each at once, for N = 2 .. cores.
 
@@ -46,6 +47,7 @@ RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 QUICK_RESULTS = RESULTS / "raw" / "quick"
 CASE_TIMEOUT_SECONDS = 900
 FLOOR_THREADS = 4
+LARGE_TABLE_ITEMS = 1_000_000
 #: The cases of the formats table: key, case function; each after its own floor measurement.
 FORMAT_CASES = (
     ("export_jsonl", "export_jsonl"),
@@ -322,8 +324,12 @@ def parse_arguments(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--memory-items",
         default=None,
-        help="table sizes of the memory test (default 100000,1000000; quick 10000,30000); the 1,000,000-item "
-        "export takes about two minutes here: --memory-items 100000,300000 for a shorter run",
+        help="table sizes of the memory test (default 100000,300000; quick 10000,30000)",
+    )
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="add a table of 1,000,000 items to the memory test (2 to 5 minutes more on 2 shared cores)",
     )
     parser.add_argument("--threads", default="1,2,4,8", help="thread counts of the threads test")
     parser.add_argument("--output", default=None, help="where results.md and results.json go")
@@ -332,7 +338,8 @@ def parse_arguments(argv: list[str] | None) -> Settings:
     cores = os.cpu_count() or 1
     settings = Settings(
         items=arguments.items or (6_000 if quick else 25_000),
-        memory_items=_numbers(arguments.memory_items or ("10000,30000" if quick else "100000,1000000")),
+        memory_items=_numbers(arguments.memory_items or ("10000,30000" if quick else "100000,300000"))
+        + ((LARGE_TABLE_ITEMS,) if arguments.large else ()),
         threads=_numbers(arguments.threads) if not quick else (1, FLOOR_THREADS),
         mapped_processes=tuple(range(2, cores + 1)) or (1,),
         quick=quick,
