@@ -87,8 +87,13 @@ class Results:
         return [key for (kind, key) in self.by_key if kind == group and key.startswith(prefix)]
 
     def floor(self, group: str, key: str) -> dict[str, Any] | None:
-        """The floor measured just before the case ``key``."""
-        return self.get(group, f"floor_before_{key.removeprefix('threads_')}")
+        """The floor measured just before and just after the case ``key``, as one measurement of both."""
+        floors = [self.get(group, f"floor_{when}_{key}") for when in ("before", "after")]
+        measured = [floor for floor in floors if ok(floor)]
+        if not measured:
+            return None
+        total = {name: sum(floor[name] for floor in measured) for name in ("items", "seconds", "cpu_seconds")}  # type: ignore[index]
+        return {**total, "peak_rss_mb": max(floor["peak_rss_mb"] for floor in measured)}  # type: ignore[index]
 
     def floor_median(self, measure: Any) -> float | None:
         floors = [self.get(group, key) for group in ("formats", "threads") for key in self.keys(group, "floor")]
@@ -340,7 +345,8 @@ NOTES = (
     "~1 KB sample items of every DynamoDB type, 1,500 per page. Every case is its own process: items/s and CPU "
     "seconds (user + sys) cover reading the whole table, after imports and set-up; peak RSS is the whole process "
     "(ours start at ~140 MB with Airflow imported, the floor imports neither Airflow nor the package). The floor "
-    "runs again just before each case, and each ratio is to that floor. Exports write to a local folder."
+    "runs again just before and just after each case, and each ratio is to those two together (their items over "
+    "their seconds). Exports write to a local folder."
 )
 
 
@@ -354,7 +360,7 @@ def sections(run: Run) -> list[str]:
         "",
         *formats_table(results),
         "",
-        f"**Threads** ({threads_items}; each ÷ the floor measured before it):",
+        f"**Threads** ({threads_items}; each ÷ the floor measured around it):",
         "",
         *threads_table(results),
         "",

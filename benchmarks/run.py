@@ -8,8 +8,9 @@ neither a local server nor a load step is in the measurement.
 
 1. **Formats**: the raw floor (HTTP + ``orjson.loads`` + ``orjson.dumps`` per item, 4 threads), then a
    whole-table ``DynamoDBExportOperator`` export to each format with 4 threads over 4 segments, and
-   ``DynamoDBScanHook.scan`` to JSON lines. The floor runs again just before each case, and each case's ratios are
-   to that floor: on a shared machine the load changes from minute to minute, the ratio of neighbours much less.
+   ``DynamoDBScanHook.scan`` to JSON lines. The floor runs again just before and just after each case, and each
+   case's ratios are to those two: on a shared machine the load changes from minute to minute, the ratio of
+   neighbours much less.
 2. **Threads**: the jsonl export with 1, 2, 4 and 8 threads (as many segments), items/s and peak RSS; 4 is the
    formats table's jsonl export, not measured twice.
 3. **Memory**: the jsonl export at the operator's default settings of tables of 100,000 and 300,000 items, and
@@ -188,15 +189,22 @@ class Bench:
         result = case_result(self.start(case, f"synthetic-{items}", **options), items if whole_table else None)
         return self.record(result, group=group, key=key, case=case, options=options, load_average=load_average)
 
+    def beside_floors(self, group: str, key: str, case: str, items: int, **options: Any) -> None:
+        """Measure ``case`` between two floor measurements, its neighbours for the ratios."""
+        self.measure(group, f"floor_before_{key}", "raw_floor", items, workers=FLOOR_THREADS)
+        self.measure(group, key, case, items, **options)
+        self.measure(group, f"floor_after_{key}", "raw_floor", items, workers=FLOOR_THREADS)
+
     def reuse(self, group: str, key: str, new_group: str, new_key: str) -> bool:
-        """Record the measurement ``key`` (and its floor) again under ``new_key``, if it succeeded."""
+        """Record the measurement ``key`` and its floors again under ``new_key``, if it succeeded."""
         found = {(result["group"], result["key"]): result for result in self.run.results}
-        measured, floor = found.get((group, key)), found.get((group, f"floor_before_{key}"))
-        if measured is None or floor is None or "error" in measured:
+        if "error" in found.get((group, key), {"error": "not measured"}):
             return False
-        suffix = new_key.removeprefix("threads_")
-        self.run.results.append({**floor, "group": new_group, "key": f"floor_before_{suffix}", "same_as": key})
-        self.run.results.append({**measured, "group": new_group, "key": new_key, "same_as": key})
+        for old, new in ((key, new_key), (f"floor_before_{key}", f"floor_before_{new_key}")):
+            self.run.results.append({**found[(group, old)], "group": new_group, "key": new, "same_as": old})
+        after = found.get((group, f"floor_after_{key}"))
+        if after is not None:
+            self.run.results.append({**after, "group": new_group, "key": f"floor_after_{new_key}", "same_as": key})
         log(f"  {new_group:<8} {new_key:<24} the measurement of {group} {key}")
         return True
 
@@ -220,9 +228,8 @@ def formats_scenario(bench: Bench, settings: Settings) -> None:
     """Each format's whole-table export and hook.scan, each right after a floor measurement of its own."""
     log(f"Formats: {settings.items:,} items, {FLOOR_THREADS} threads over {FLOOR_THREADS} segments")
     for key, case in FORMAT_CASES:
-        bench.measure("formats", f"floor_before_{key}", "raw_floor", settings.items, workers=FLOOR_THREADS)
         threads = {} if case == "hook_scan" else {"workers": FLOOR_THREADS, "total_segments": FLOOR_THREADS}
-        bench.measure("formats", key, case, settings.items, **threads)
+        bench.beside_floors("formats", key, case, settings.items, **threads)
 
 
 def threads_scenario(bench: Bench, settings: Settings) -> None:
@@ -231,8 +238,7 @@ def threads_scenario(bench: Bench, settings: Settings) -> None:
     for threads in settings.threads:
         if threads == FLOOR_THREADS and bench.reuse("formats", "export_jsonl", "threads", f"threads_{threads}"):
             continue
-        bench.measure("threads", f"floor_before_{threads}", "raw_floor", settings.items, workers=FLOOR_THREADS)
-        bench.measure("threads", f"threads_{threads}", "export_jsonl", settings.items, workers=threads)
+        bench.beside_floors("threads", f"threads_{threads}", "export_jsonl", settings.items, workers=threads)
 
 
 def memory_scenario(bench: Bench, settings: Settings) -> None:
