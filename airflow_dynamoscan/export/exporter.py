@@ -17,6 +17,7 @@ from airflow_dynamoscan.export.formats import (
     validate_format,
 )
 from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
+from airflow_dynamoscan.scan.memory import memory_budget
 from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.scan.segments import validate_segment
 
@@ -70,6 +71,7 @@ def export_pages(
     checkpoint: ScanCheckpoint | None = None,
     replaces: Sequence[str] = (),
     claim: Callable[[], None] | None = None,
+    max_memory_mb: int | None = None,
 ) -> dict[str, Any]:
     """
     Write the items of ``pages`` as parts ``{prefix}/part-00000{ext}``, ``{prefix}/part-00001{ext}``, ...
@@ -111,6 +113,8 @@ def export_pages(
         complete export being overwritten
     :param claim: called once the first page has arrived, before any file is deleted or written, e.g. to mark the
         destination as this export's (see :mod:`~airflow_dynamoscan.export.ownership`)
+    :param max_memory_mb: the memory budget (see :mod:`~airflow_dynamoscan.scan.memory`), which sizes Parquet row
+        groups
     :return: ``{"items": int, "bytes": int, "parts": [{"uri", "path", "items", "bytes"}, ...]}``, ``path``
         being relative to the destination and ``bytes`` the exact size of the files, and for ``csv`` and
         ``parquet`` ``"schema"``, the JSON form of the parts' schema.
@@ -121,6 +125,7 @@ def export_pages(
     """
     validate_format(file_format, compression, table_name=None)
     validate_columns(file_format, columns)
+    row_group_bytes = memory_budget(max_memory_mb).row_group_bytes
     prefix = _check_export_arguments(prefix, max_file_bytes)
     export_schema = _check_schema(file_format, schema, columns, csv_formula_escaping, checkpoint)
     extension = part_extension(file_format, compression)
@@ -140,10 +145,10 @@ def export_pages(
         for page in iterator:
             segment = page.segment or 0
             skip = to_skip.pop(segment, 0)
-            if skip < len(page.items):
+            if skip < len(page):
                 return page, skip
             # Every item of this page is in committed parts already (or it has none).
-            left = skip - len(page.items)
+            left = skip - len(page)
             if left:
                 to_skip[segment] = left
             progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None, left)
@@ -173,14 +178,18 @@ def export_pages(
                     schema=export_schema,
                     csv_formula_escaping=csv_formula_escaping,
                     where=destination.child_uri(path),
+                    row_group_bytes=row_group_bytes,
                 )
                 try:
                     while current is not None:
                         page, offset = current
+                        # Pages read with fast decoding are transcoded from the wire shape, never decoded.
+                        wire = page.wire_items is not None
+                        items = page.wire_items if page.wire_items is not None else page.items
                         offset += encoder.write_items(
-                            page.items[offset:] if offset else page.items, max_bytes=max_file_bytes
+                            items[offset:] if offset else items, max_bytes=max_file_bytes, wire=wire
                         )
-                        if offset < len(page.items):
+                        if offset < len(items):
                             current = (page, offset)  # the part is full
                             break
                         segment = page.segment or 0

@@ -43,7 +43,8 @@ limit or holds a single item. The size is the file's, compressed: text formats c
 file plus a bound of what gzip still holds (a sync flush measures it exactly when the bound is near the limit);
 Parquet counts its written row groups plus a bound of the rows not yet written and of the footer (a row group is
 written to measure it exactly when the bound is near the limit). Memory holds one page and, for Parquet, one row
-group of Arrow data (at most 64 MiB).
+group of Arrow data (a quarter of the memory budget, at most 64 MiB; see
+:mod:`~airflow_dynamoscan.scan.memory`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from typing import IO, Any
 import orjson
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
+from airflow_dynamoscan.export import transcode
 from airflow_dynamoscan.export.schema import (
     ExportSchema,
     converter,
@@ -72,6 +74,7 @@ from airflow_dynamoscan.export.schema import (
     overflow_text,
     split_item,
 )
+from airflow_dynamoscan.scan.memory import MemoryBudget
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +99,6 @@ _ATTRIBUTE_VALUE_TAGS = frozenset({"S", "N", "B", "SS", "NS", "BS", "BOOL", "NUL
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-# Arrow data gathered before it is written as one Parquet row group.
-_ROW_GROUP_BYTES = 64 * 1024 * 1024
 # What closing a gzip stream adds at most: the final deflate block and the 8-byte trailer, with room to spare.
 _GZIP_CLOSE_BYTES = 32
 # Cells that a spreadsheet reads as a formula (or that start with the escape mark itself).
@@ -363,11 +364,17 @@ class PartEncoder(abc.ABC):
         """Bytes written to the file so far; exact after :meth:`close`."""
 
     @abc.abstractmethod
-    def write_items(self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None) -> int:
+    def write_items(
+        self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None, wire: bool = False
+    ) -> int:
         """
         Encode the leading items of ``items`` that keep the finished part within ``max_bytes``; return how many.
 
         Without ``max_bytes`` every item is written. A part without items takes at least one, whatever its size.
+
+        :param wire: the items are in the wire shape (AttributeValues as a Scan response's JSON holds them, ``B``
+            as base64 text; see :attr:`~airflow_dynamoscan.scan.scanner.ScanPage.wire_items`) and are transcoded
+            (:mod:`~airflow_dynamoscan.export.transcode`): the bytes are the same as for the decoded items.
 
         :raises TypeError: a value of a type the format cannot encode.
         :raises ValueError: a NaN or infinite number.
@@ -391,33 +398,51 @@ class PartEncoder(abc.ABC):
     def _finish(self) -> None: ...
 
 
-class _LineEncoder(PartEncoder):
-    """``jsonl`` and ``dynamodb_json``: one JSON document per item and line."""
+class _TextEncoder(PartEncoder):
+    """A part of text chunks (lines, CSV rows) through :class:`_Output`."""
 
-    def __init__(self, fileobj: IO[bytes], *, gzip_compressed: bool, attribute_values: bool) -> None:
+    def __init__(self, fileobj: IO[bytes], *, gzip_compressed: bool) -> None:
         super().__init__()
         self._output = _Output(fileobj, gzip_compressed=gzip_compressed)
-        self._attribute_values = attribute_values
 
     @property
     def bytes_written(self) -> int:
         return self._output.bytes_written
 
-    def write_items(self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None) -> int:
-        if not items:
-            return 0
-        if self._attribute_values:
-            _check_attribute_value_item(items[0])
-            lines = [encode_json({"Item": item}, newline=True) for item in items]
-        else:
-            lines = [encode_json(item, newline=True) for item in items]
-        written = self._output.write_within(lines, max_bytes, take_one=self.items == 0)
+    def _write_chunks(self, chunks: Sequence[bytes], max_bytes: int | None) -> int:
+        written = self._output.write_within(chunks, max_bytes, take_one=self.items == 0)
         self._output.flush()
         self.items += written
         return written
 
     def _finish(self) -> None:
         self._output.finish()
+
+
+class _LineEncoder(_TextEncoder):
+    """``jsonl`` and ``dynamodb_json``: one JSON document per item and line."""
+
+    def __init__(self, fileobj: IO[bytes], *, gzip_compressed: bool, attribute_values: bool) -> None:
+        super().__init__(fileobj, gzip_compressed=gzip_compressed)
+        self._attribute_values = attribute_values
+
+    def write_items(
+        self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None, wire: bool = False
+    ) -> int:
+        if not items:
+            return 0
+        if self._attribute_values:
+            _check_attribute_value_item(items[0])
+            lines = [transcode.dynamodb_json_line(item) if wire else _item_line(item) for item in items]
+        elif wire:
+            lines = [transcode.jsonl_line(item) for item in items]
+        else:
+            lines = [encode_json(item, newline=True) for item in items]
+        return self._write_chunks(lines, max_bytes)
+
+
+def _item_line(item: Mapping[str, Any]) -> bytes:
+    return encode_json({"Item": item}, newline=True)
 
 
 def _check_attribute_value_item(item: Mapping[str, Any]) -> None:
@@ -433,21 +458,44 @@ def _json_converter(schema: ExportSchema) -> list[Callable[[Any], Any]]:
     return [converter(column.type, _json_text) for column in schema.columns]
 
 
-class _CsvEncoder(PartEncoder):
+class _TableCells:
+    """The cells of a schema's columns for a batch of items, decoded or in the wire shape."""
+
+    def __init__(self, schema: ExportSchema, where: str) -> None:
+        self._schema = schema
+        self._where = where
+        self._converters = _json_converter(schema)
+        self._wire_converters = [transcode.wire_cell_converter(column.type) for column in schema.columns]
+
+    def columns(self, items: Sequence[Mapping[str, Any]], *, wire: bool) -> list[list[Any]]:
+        """One list of cells per column of the part, the extra column's JSON texts last (if the schema has it)."""
+        schema = self._schema
+        if wire:
+            columns, extra = transcode.wire_columns(schema, self._wire_converters, items, self._where)
+            return columns if extra is None else [*columns, extra]
+        rows = []
+        for item in items:
+            cells, overflow = split_item(schema, self._converters, item, self._where)
+            if schema.extra_column is not None:
+                cells.append(None if overflow is None else overflow_text(overflow, encode_json))
+            rows.append(cells)
+        return [list(column) for column in zip(*rows, strict=True)]
+
+
+class _CsvEncoder(_TextEncoder):
     """CSV with the export's header; rows stream to the file."""
 
     def __init__(
         self, fileobj: IO[bytes], *, gzip_compressed: bool, schema: ExportSchema, formula_escaping: bool, where: str
     ) -> None:
-        super().__init__()
-        self._schema = schema
-        self._converters = _json_converter(schema)
-        self._where = where
+        super().__init__(fileobj, gzip_compressed=gzip_compressed)
+        self._cells = _TableCells(schema, where)
         escaped_types = ("string", "binary") if formula_escaping else ()
-        self._escaped = [column.type in escaped_types for column in schema.columns]
+        # The type of each column of a row (the extra column's cells are JSON text), and whether it is escaped.
+        self._types = [column.type for column in schema.columns] + (["json"] if schema.extra_column else [])
+        self._escaped = [column_type in escaped_types for column_type in self._types]
         self._text = io.StringIO()
         self._writer = csv.writer(self._text)
-        self._output = _Output(fileobj, gzip_compressed=gzip_compressed)
         header = schema.header
         self._output.write(self._row_bytes([escape_formula(name) for name in header] if formula_escaping else header))
 
@@ -458,37 +506,27 @@ class _CsvEncoder(PartEncoder):
         self._text.truncate()
         return data
 
-    @property
-    def bytes_written(self) -> int:
-        return self._output.bytes_written
-
-    def write_items(self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None) -> int:
+    def write_items(
+        self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None, wire: bool = False
+    ) -> int:
         if not items:
             return 0
-        schema, columns, escaped = self._schema, self._schema.columns, self._escaped
+        types, escaped = self._types, self._escaped
         rows = []
-        for item in items:
-            cells, overflow = split_item(schema, self._converters, item, self._where)
+        for cells in zip(*self._cells.columns(items, wire=wire), strict=True):
             texts = [
                 "" if cell is None else escape_formula(text) if escape else text
-                for cell, column, escape in zip(cells, columns, escaped, strict=True)
-                for text in (("" if cell is None else csv_text(column.type, cell)),)
+                for cell, column_type, escape in zip(cells, types, escaped, strict=True)
+                for text in (("" if cell is None else csv_text(column_type, cell)),)
             ]
-            if schema.extra_column is not None:
-                texts.append("" if overflow is None else overflow_text(overflow, encode_json))
             rows.append(self._row_bytes(texts))
-        written = self._output.write_within(rows, max_bytes, take_one=self.items == 0)
-        self._output.flush()
-        self.items += written
-        return written
-
-    def _finish(self) -> None:
-        self._output.finish()
+        return self._write_chunks(rows, max_bytes)
 
 
 def _import_pyarrow() -> tuple[Any, Any]:
     try:
         import pyarrow
+        import pyarrow.compute
         import pyarrow.parquet
     except ImportError as error:
         raise ImportError(
@@ -533,16 +571,19 @@ _COLUMN_CHUNK_OVERHEAD = 160
 _FOOTER_MARGIN_PER_COLUMN = 64
 
 
-def _cell_size(value: Any) -> int:
-    if value is None:
-        return 1
-    if isinstance(value, str):
-        return len(value.encode("utf-8")) + _CELL_OVERHEAD
-    if isinstance(value, bytes):
-        return len(value) + _CELL_OVERHEAD
-    if isinstance(value, Decimal):
-        return 16 + _CELL_OVERHEAD
-    return 8 + _CELL_OVERHEAD
+def _row_sizes(pa: Any, batch: Any) -> list[int]:
+    """A bound of each row's encoded size: per cell, its bytes (strings, binary) or a fixed size, plus overhead."""
+    pc = pa.compute
+    total = None
+    for array in batch.columns:
+        if pa.types.is_string(array.type) or pa.types.is_binary(array.type):
+            lengths = pc.add(pc.cast(pc.binary_length(array), pa.int64()), _CELL_OVERHEAD)
+            sizes = pc.fill_null(lengths, 1)
+        else:
+            fixed = (16 if pa.types.is_decimal(array.type) else 8) + _CELL_OVERHEAD
+            sizes = pc.if_else(pc.is_valid(array), pa.scalar(fixed, pa.int64()), pa.scalar(1, pa.int64()))
+        total = sizes if total is None else pc.add(total, sizes)
+    return [0] * batch.num_rows if total is None else total.to_pylist()
 
 
 @functools.lru_cache(maxsize=16)
@@ -568,12 +609,13 @@ def _statistics_columns(schema: ExportSchema) -> list[str]:
 class _ParquetEncoder(PartEncoder):
     """Parquet with the export's schema: rows gather into row groups that are written to the file as they fill."""
 
-    def __init__(self, fileobj: IO[bytes], *, compression: str, schema: ExportSchema, where: str) -> None:
+    def __init__(
+        self, fileobj: IO[bytes], *, compression: str, schema: ExportSchema, where: str, row_group_bytes: int
+    ) -> None:
         super().__init__()
         self._pa, pq = _import_pyarrow()
-        self._schema = schema
-        self._where = where
-        self._converters = _json_converter(schema)
+        self._cells = _TableCells(schema, where)
+        self._row_group_bytes = row_group_bytes
         self._arrow = arrow_schema(schema)
         self._file = _CountingWriter(fileobj)
         self._writer = pq.ParquetWriter(
@@ -600,24 +642,23 @@ class _ParquetEncoder(PartEncoder):
             size += buffered + buffered // 5 + self._column_count * _COLUMN_CHUNK_OVERHEAD
         return size + row_groups * (self._row_group_footer + self._column_count * _FOOTER_MARGIN_PER_COLUMN)
 
-    def _row(self, item: Mapping[str, Any]) -> list[Any]:
-        cells, overflow = split_item(self._schema, self._converters, item, self._where)
-        if self._schema.extra_column is not None:
-            cells.append(None if overflow is None else overflow_text(overflow, encode_json))
-        return cells
-
-    def write_items(self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None) -> int:
+    def write_items(
+        self, items: Sequence[Mapping[str, Any]], *, max_bytes: int | None = None, wire: bool = False
+    ) -> int:
         if not items:
             return 0
-        rows = [self._row(item) for item in items]
-        sizes = [sum(_cell_size(cell) for cell in row) for row in rows]
+        pa = self._pa
+        columns = self._cells.columns(items, wire=wire)
+        arrays = [pa.array(cells, type=field.type) for cells, field in zip(columns, self._arrow, strict=True)]
+        batch = pa.RecordBatch.from_arrays(arrays, schema=self._arrow)
+        sizes = _row_sizes(pa, batch)
         taken = 0
-        while taken < len(rows):
+        while taken < len(sizes):
             end, size = taken, 0
             if max_bytes is None:
-                end, size = len(rows), sum(sizes)
+                end, size = len(sizes), sum(sizes)
             else:
-                while end < len(rows) and self._projected_size(size + sizes[end]) <= max_bytes:
+                while end < len(sizes) and self._projected_size(size + sizes[end]) <= max_bytes:
                     size += sizes[end]
                     end += 1
             if end == taken:
@@ -627,18 +668,16 @@ class _ParquetEncoder(PartEncoder):
                 if not (self.items == 0 and taken == 0):
                     break
                 end, size = taken + 1, sizes[taken]
-            self._buffer(rows[taken:end], size)
+            self._buffer(batch.slice(taken, end - taken), size)
             taken = end
-            if self._buffered_size >= _ROW_GROUP_BYTES:
+            if self._buffered_size >= self._row_group_bytes:
                 self._write_row_group()
         self.items += taken
         return taken
 
-    def _buffer(self, rows: list[list[Any]], size: int) -> None:
-        pa = self._pa
-        arrays = [pa.array([row[index] for row in rows], type=field.type) for index, field in enumerate(self._arrow)]
-        self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self._arrow))
-        self._buffered_rows += len(rows)
+    def _buffer(self, batch: Any, size: int) -> None:
+        self._batches.append(batch)
+        self._buffered_rows += batch.num_rows
         self._buffered_size += size
 
     def _write_row_group(self) -> None:
@@ -691,6 +730,7 @@ def open_encoder(
     schema: ExportSchema | None = None,
     csv_formula_escaping: bool = False,
     where: str = "the export",
+    row_group_bytes: int | None = None,
 ) -> PartEncoder:
     """
     Return an encoder writing one part in ``file_format`` to ``fileobj``.
@@ -702,6 +742,8 @@ def open_encoder(
         (:mod:`~airflow_dynamoscan.export.schema`); other formats take none
     :param csv_formula_escaping: for ``csv``, escape cells a spreadsheet would read as formulas (module docstring)
     :param where: the part, named in a :class:`~airflow_dynamoscan.exceptions.SchemaMismatchError`
+    :param row_group_bytes: for ``parquet``, the Arrow data gathered before it is written as one row group
+        (default: that of :class:`~airflow_dynamoscan.scan.memory.MemoryBudget`'s default budget)
     :raises InvalidScanArgumentError: an unknown format or compression, a schema missing for ``csv``/``parquet``
         or given for another format, or ``csv_formula_escaping`` for a format other than ``csv``.
     :raises ImportError: ``parquet`` without pyarrow installed, naming ``pip install 'airflow-dynamoscan[parquet]'``.
@@ -718,7 +760,11 @@ def open_encoder(
         )
     if file_format == "parquet":
         assert effective is not None and schema is not None
-        return _ParquetEncoder(fileobj, compression=effective, schema=schema, where=where)
+        if row_group_bytes is None:
+            row_group_bytes = MemoryBudget().row_group_bytes
+        return _ParquetEncoder(
+            fileobj, compression=effective, schema=schema, where=where, row_group_bytes=row_group_bytes
+        )
     gzip_compressed = effective == "gzip"
     if file_format == "csv":
         assert schema is not None

@@ -301,6 +301,7 @@ class DynamoDBScanHook(AwsBaseHook):
         deserialize: bool = True,
         max_pages_in_flight: int | None = None,
         stats: ScanStats | None = None,
+        max_memory_mb: int | None = None,
         **scan_kwargs: Any,
     ) -> Iterator[dict[str, Any]]:
         """
@@ -312,7 +313,10 @@ class DynamoDBScanHook(AwsBaseHook):
         :param max_pages_in_flight: pages waiting for the caller at most (default: ``max_workers``); each worker
             holds one more, so memory stays bounded whatever the table size
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
-        :raises InvalidScanArgumentError: bad ``total_segments``/``max_workers`` or a hook-owned scan keyword.
+        :param max_memory_mb: memory for the pages the scan holds, in MB (default 64, at least 32); it caps
+            ``max_workers`` and ``max_pages_in_flight`` (see :mod:`~airflow_dynamoscan.scan.memory`)
+        :raises InvalidScanArgumentError: bad ``total_segments``/``max_workers``/``max_memory_mb`` or a hook-owned
+            scan keyword.
         :raises TableNotFoundError: the table does not exist.
 
         The first error of any worker is raised here; closing the generator stops the workers.
@@ -331,6 +335,7 @@ class DynamoDBScanHook(AwsBaseHook):
             scan_kwargs=scan_kwargs,
             max_pages_in_flight=max_pages_in_flight,
             control=control,
+            max_memory_mb=max_memory_mb,
         )
 
     def _whole_table_control(
@@ -426,6 +431,7 @@ class DynamoDBScanHook(AwsBaseHook):
         max_pages_in_flight: int | None = None,
         start_keys: dict[int, dict[str, Any] | None] | None = None,
         stats: ScanStats | None = None,
+        max_memory_mb: int | None = None,
         **scan_kwargs: Any,
     ) -> Iterator[ScanPage]:
         """
@@ -434,6 +440,7 @@ class DynamoDBScanHook(AwsBaseHook):
         key (``None``: from its start); the task keeps the whole read-capacity budget.
 
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
+        :param max_memory_mb: memory for the pages the scan holds, in MB (see :meth:`parallel_scan`)
         """
         control = self._whole_table_control(table_name, total_segments, scan_kwargs, stats)
         return parallel_scan_pages(
@@ -446,6 +453,7 @@ class DynamoDBScanHook(AwsBaseHook):
             max_pages_in_flight=max_pages_in_flight,
             start_keys=start_keys,
             control=control,
+            max_memory_mb=max_memory_mb,
         )
 
     def count(

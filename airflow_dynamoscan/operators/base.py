@@ -263,12 +263,14 @@ class DynamoDBScanBaseOperator(FailFastMixin, BaseOperator):
         *,
         deserialize: bool,
         start_keys: dict[int, dict[str, Any] | None] | None = None,
+        max_memory_mb: int | None = None,
     ) -> Iterator[ScanPage]:
         """
         Yield the pages of this task's segment, or of the whole table read by a parallel scan.
 
         :param start_keys: resume: the segments still to read, each from its key (``None``: from its start); a
             segment left out is done. ``None`` reads everything.
+        :param max_memory_mb: the memory budget of a whole-table read (see :mod:`~airflow_dynamoscan.scan.memory`)
 
         The scan's counters (retries, consumed capacity...) go to :attr:`scan_stats`; see :meth:`scan_statistics`.
         """
@@ -294,6 +296,7 @@ class DynamoDBScanBaseOperator(FailFastMixin, BaseOperator):
             deserialize=deserialize,
             start_keys=start_keys,
             stats=self.scan_stats,
+            max_memory_mb=max_memory_mb,
             **scan_kwargs,
         )
 

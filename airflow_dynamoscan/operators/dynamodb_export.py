@@ -22,6 +22,7 @@ from airflow_dynamoscan.export.ownership import ExportIdentity, check_destinatio
 from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
 from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, DynamoDBScanBaseOperator, FailFastMixin
+from airflow_dynamoscan.scan.memory import memory_budget
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
@@ -156,6 +157,9 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         destination, written after each part): it keeps the committed parts and reads only what they do not hold
         (default). ``False`` starts afresh.
     :param dest_aws_conn_id: the Airflow connection for an S3 destination (default: ``aws_conn_id``)
+    :param max_memory_mb: memory for the pages the export holds and its Parquet row groups, in MB (default 64,
+        at least 32): it caps the workers and pages in flight of a whole-table export (fewer workers read less at
+        once) and sizes Parquet row groups (a quarter of it); see :mod:`~airflow_dynamoscan.scan.memory`
 
     ``scan_kwargs``, ``max_workers``, ``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config`` and
     ``fast_decoding`` are those of :class:`~airflow_dynamoscan.operators.base.DynamoDBScanBaseOperator`.
@@ -198,6 +202,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         overwrite: bool = False,
         resume: bool = True,
         dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
+        max_memory_mb: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(table_name=table_name, segment=segment, total_segments=total_segments, **kwargs)
@@ -211,6 +216,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         self.overwrite = overwrite
         self.resume = resume
         self.dest_aws_conn_id = self.connection_or_default(dest_aws_conn_id)
+        self.max_memory_mb = max_memory_mb
 
     def execute(self, context: Context) -> dict[str, Any]:
         compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
@@ -218,6 +224,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         scan_kwargs = self.validated_scan_kwargs()
         destination = open_export_destination(self.destination, self.dest_aws_conn_id, verify=self.verify)
         validate_columns(self.file_format, self.columns)
+        memory_budget(self.max_memory_mb, self.table_name)
         schema = self._export_schema()
         # A whole-table export in one task is segment 0 of 1 of the export's layout, whatever its scan's count.
         exported_segment = 0 if segment is None else segment
@@ -285,6 +292,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
                 scan_kwargs,
                 deserialize=not needs_attribute_values(self.file_format),
                 start_keys=start_keys,
+                max_memory_mb=self.max_memory_mb,
             ),
             destination,
             file_format=self.file_format,
@@ -297,6 +305,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             # Overwriting: the export is not complete again until the manifest task commits it.
             replaces=[MANIFEST_NAME] if self.overwrite else [],
             claim=lambda: write_marker(destination, identity),
+            max_memory_mb=self.max_memory_mb,
         )
         delete_checkpoint(destination, prefix)
         self.log.info(

@@ -52,10 +52,20 @@ def _make_value_decoder(to_bytes: Callable[[Any], bytes]) -> Callable[[Mapping[s
                 return {Decimal(number) for number in value}
             if tag == "BS":
                 return {to_bytes(blob) for blob in value}
-            raise ValueError(f"Unknown DynamoDB AttributeValue type {tag!r}; allowed: {_ALLOWED_TAGS}.")
-        raise ValueError("Empty DynamoDB AttributeValue: it must hold exactly one type key.")
+            raise unknown_type_error(tag)
+        raise empty_value_error()
 
     return decode
+
+
+def unknown_type_error(tag: object) -> ValueError:
+    """The error for an AttributeValue whose type key DynamoDB does not have."""
+    return ValueError(f"Unknown DynamoDB AttributeValue type {tag!r}; allowed: {_ALLOWED_TAGS}.")
+
+
+def empty_value_error() -> ValueError:
+    """The error for an AttributeValue without a type key."""
+    return ValueError("Empty DynamoDB AttributeValue: it must hold exactly one type key.")
 
 
 def _client_bytes(value: Any) -> bytes:
@@ -82,35 +92,40 @@ def deserialize_wire_item(item: Mapping[str, Mapping[str, Any]]) -> Item:
     return {name: _decode_wire_value(value) for name, value in item.items()}
 
 
-def _wire_value_to_client(attribute_value: dict[str, Any]) -> dict[str, Any]:
-    for tag, value in attribute_value.items():
-        if tag == "M":
-            return {"M": {name: _wire_value_to_client(nested) for name, nested in value.items()}}
-        if tag == "L":
-            return {"L": [_wire_value_to_client(nested) for nested in value]}
-        if tag == "B":
-            return {"B": base64.b64decode(value)}
-        if tag == "BS":
-            return {"BS": [base64.b64decode(blob) for blob in value]}
-    return attribute_value
+def deserialize_wire_value(attribute_value: Mapping[str, Any]) -> Any:
+    """Return the Python value of one AttributeValue in the wire shape (``B`` as base64 text)."""
+    return _decode_wire_value(attribute_value)
+
+
+def _make_blob_converter(convert_blob: Callable[[Any], Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """An AttributeValue converter that changes only ``B``/``BS`` values (with ``convert_blob``), at any depth."""
+
+    def convert(attribute_value: dict[str, Any]) -> dict[str, Any]:
+        for tag, value in attribute_value.items():
+            if tag == "M":
+                return {"M": {name: convert(nested) for name, nested in value.items()}}
+            if tag == "L":
+                return {"L": [convert(nested) for nested in value]}
+            if tag == "B":
+                return {"B": convert_blob(value)}
+            if tag == "BS":
+                return {"BS": [convert_blob(blob) for blob in value]}
+        return attribute_value
+
+    return convert
+
+
+def _base64_text(value: Any) -> str:
+    return base64.b64encode(bytes(value)).decode("ascii")
+
+
+_wire_value_to_client = _make_blob_converter(base64.b64decode)
+_client_value_to_wire = _make_blob_converter(_base64_text)
 
 
 def wire_item_to_client_item(item: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Return a wire-shape item in the client shape: exactly what botocore's low-level client would return."""
     return {name: _wire_value_to_client(value) for name, value in item.items()}
-
-
-def _client_value_to_wire(attribute_value: dict[str, Any]) -> dict[str, Any]:
-    for tag, value in attribute_value.items():
-        if tag == "M":
-            return {"M": {name: _client_value_to_wire(nested) for name, nested in value.items()}}
-        if tag == "L":
-            return {"L": [_client_value_to_wire(nested) for nested in value]}
-        if tag == "B":
-            return {"B": base64.b64encode(bytes(value)).decode("ascii")}
-        if tag == "BS":
-            return {"BS": [base64.b64encode(bytes(blob)).decode("ascii") for blob in value]}
-    return attribute_value
 
 
 def client_item_to_wire_item(item: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import gc
 import logging
+import os
 import queue
 import threading
 import time
@@ -33,6 +35,7 @@ from airflow_dynamoscan.scan.decode import (
     deserialize_wire_item,
     wire_item_to_client_item,
 )
+from airflow_dynamoscan.scan.memory import PAGE_MEMORY_MB, memory_budget
 from airflow_dynamoscan.scan.pacing import ReadCapacityPacer
 from airflow_dynamoscan.scan.progress import ScanProgress, ScanStats
 from airflow_dynamoscan.scan.retry import RetryPolicy, call_with_retries
@@ -49,27 +52,82 @@ DEFAULT_MAX_WORKERS = 8
 _POLL_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
 class ScanPage:
     """
-    One Scan response, decoded.
+    One Scan response.
 
-    :param items: the page's items, plain Python values or AttributeValue dicts (``deserialize=False``)
+    A page read by a client with fast decoding (:func:`~airflow_dynamoscan.scan.decode.install_fast_decoding`)
+    keeps its items as the HTTP body held them (:attr:`wire_items`) and decodes them only when :attr:`items` is
+    first read, so pages waiting in a parallel scan hold the compact wire form, and an export that transcodes
+    the wire form (:mod:`~airflow_dynamoscan.export.transcode`) never decodes them at all.
+
+    :param items: the page's items, plain Python values or AttributeValue dicts (``deserialize=False``); ``None``
+        when ``wire_items`` are given
     :param segment: the segment the page belongs to, ``None`` for a serial scan
     :param total_segments: the segment count of the scan, ``None`` for a serial scan
     :param last_evaluated_key: where the next page starts (client shape); ``None`` on the last page
     :param count: items returned (after any FilterExpression)
     :param scanned_count: items read before the FilterExpression
     :param consumed_capacity: capacity units the request consumed, when ``ReturnConsumedCapacity`` asked for it
+    :param wire_items: the items in the wire shape (``B`` as base64 text), as ``orjson`` parsed them
+    :param decode: turns one wire item into an item of :attr:`items` (required with ``wire_items``)
     """
 
-    items: list[dict[str, Any]]
-    segment: int | None
-    total_segments: int | None
-    last_evaluated_key: dict[str, Any] | None
-    count: int
-    scanned_count: int
-    consumed_capacity: float | None = None
+    __slots__ = (
+        "_decode",
+        "_items",
+        "consumed_capacity",
+        "count",
+        "last_evaluated_key",
+        "scanned_count",
+        "segment",
+        "total_segments",
+        "wire_items",
+    )
+
+    def __init__(
+        self,
+        items: list[dict[str, Any]] | None,
+        segment: int | None,
+        total_segments: int | None,
+        last_evaluated_key: dict[str, Any] | None,
+        count: int,
+        scanned_count: int,
+        consumed_capacity: float | None = None,
+        *,
+        wire_items: list[dict[str, Any]] | None = None,
+        decode: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        if (items is None) == (wire_items is None) or (wire_items is not None and decode is None):
+            raise ValueError("A ScanPage holds either items, or wire_items with their decode function.")
+        self._items = items
+        self._decode = decode
+        self.wire_items = wire_items
+        self.segment = segment
+        self.total_segments = total_segments
+        self.last_evaluated_key = last_evaluated_key
+        self.count = count
+        self.scanned_count = scanned_count
+        self.consumed_capacity = consumed_capacity
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The page's items, decoded as the scan asked (``deserialize``); decoded once, on first read."""
+        if self._items is None:
+            assert self.wire_items is not None and self._decode is not None
+            decode = self._decode
+            self._items = [decode(item) for item in self.wire_items]
+        return self._items
+
+    def __len__(self) -> int:
+        """How many items the page holds, without decoding them."""
+        return len(self.wire_items if self.wire_items is not None else self.items)
+
+    def __repr__(self) -> str:
+        return (
+            f"ScanPage(items={len(self)}, segment={self.segment}, total_segments={self.total_segments}, "
+            f"count={self.count}, scanned_count={self.scanned_count})"
+        )
 
 
 @dataclass
@@ -88,6 +146,9 @@ class ScanControl:
         is logged anyway)
     :param expected_items: returns about how many items the scan reads, for a percentage in progress lines, or
         ``None``; called at most once, when the first line is due
+    :param relaxed_collector: while the scan runs, collect the young generation less often (see
+        :func:`relaxed_collector`); the default is ``True`` unless the environment variable
+        :data:`RELAXED_COLLECTOR_ENV` is ``0``/``false``/``no``/``off``
     """
 
     retry_policy: RetryPolicy | None = None
@@ -95,6 +156,7 @@ class ScanControl:
     stats: ScanStats = field(default_factory=ScanStats)
     progress_interval: float | None = None
     expected_items: Callable[[], int | None] | None = None
+    relaxed_collector: bool = field(default_factory=lambda: relaxed_collector_default())
 
 
 class _ScanStopped(Exception):
@@ -312,16 +374,22 @@ def call_dynamodb(
     return response
 
 
-def _page_items(response: Mapping[str, Any], deserialize: bool) -> list[dict[str, Any]]:
+def _page_of(
+    response: Mapping[str, Any], deserialize: bool, segment: int | None, total_segments: int | None
+) -> ScanPage:
+    start_key = response.get("LastEvaluatedKey") or None
+    capacity = response.get("ConsumedCapacity")
+    consumed = float(capacity["CapacityUnits"]) if capacity else None
+    count, scanned = int(response.get("Count", 0)), int(response.get("ScannedCount", 0))
     wire_items = response.get(WIRE_ITEMS_KEY)
     if wire_items is not None:
-        if deserialize:
-            return [deserialize_wire_item(item) for item in wire_items]
-        return [wire_item_to_client_item(item) for item in wire_items]
+        decode = deserialize_wire_item if deserialize else wire_item_to_client_item
+        return ScanPage(
+            None, segment, total_segments, start_key, count, scanned, consumed, wire_items=wire_items, decode=decode
+        )
     items = response.get("Items", [])
-    if deserialize:
-        return [deserialize_item(item) for item in items]
-    return list(items)
+    items = [deserialize_item(item) for item in items] if deserialize else list(items)
+    return ScanPage(items, segment, total_segments, start_key, count, scanned, consumed)
 
 
 def scan_pages(
@@ -362,9 +430,17 @@ def scan_pages(
 #: Allocations between two collections of the young generation while a scan runs (Python's default is 700).
 SCAN_GC_THRESHOLD = 100_000
 
+#: Set to ``0`` (or ``false``, ``no``, ``off``) to keep Python's collector thresholds while scanning.
+RELAXED_COLLECTOR_ENV = "DYNAMOSCAN_RELAXED_GC"
+
 _collector_lock = threading.Lock()
 _collector_scans = 0
 _collector_thresholds: tuple[int, int, int] = gc.get_threshold()
+
+
+def relaxed_collector_default() -> bool:
+    """Whether scans relax the collector unless told otherwise: yes, unless :data:`RELAXED_COLLECTOR_ENV` says no."""
+    return os.environ.get(RELAXED_COLLECTOR_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @contextlib.contextmanager
@@ -376,6 +452,8 @@ def relaxed_collector() -> Iterator[None]:
     threshold the collector walks them (and, in an Airflow worker, a few hundred thousand more) many times per
     page, which costs a third to a half of a scan's CPU. They have no reference cycles, so collecting less often
     frees nothing later. Concurrent scans share the setting; the last one to end restores the previous thresholds.
+    The setting is process-wide: turn it off per scan with ``ScanControl(relaxed_collector=False)``, or for
+    every scan with the environment variable :data:`RELAXED_COLLECTOR_ENV` set to ``0``.
     """
     global _collector_scans, _collector_thresholds
     with _collector_lock:
@@ -402,71 +480,62 @@ def _read_pages(
     start_key: dict[str, Any] | None,
     run: _ScanRun,
 ) -> Generator[ScanPage, None, None]:
-    with relaxed_collector():
-        yield from _read_pages_relaxed(
-            client, table_name, request, segment, total_segments, deserialize, start_key, run
-        )
+    collector = relaxed_collector() if run.control.relaxed_collector else contextlib.nullcontext()
+    user_limit = request.get("Limit")
+    with collector:
+        while True:
+            if start_key is not None:
+                request["ExclusiveStartKey"] = start_key
+            response = _request_page(client, table_name, request, user_limit, segment, run)
+            page = _page_of(response, deserialize, segment, total_segments)
+            run.progress.page_read()
+            yield page
+            start_key = page.last_evaluated_key
+            if start_key is None:
+                return
 
 
-def _read_pages_relaxed(
+def _request_page(
     client: Any,
     table_name: str,
     request: dict[str, Any],
+    user_limit: int | None,
     segment: int | None,
-    total_segments: int | None,
-    deserialize: bool,
-    start_key: dict[str, Any] | None,
     run: _ScanRun,
-) -> Generator[ScanPage, None, None]:
+) -> dict[str, Any]:
+    """Send one Scan request (paced within the caller's ``Limit``, retried), record its counters, return it."""
     control = run.control
     pacer = control.pacer
-    user_limit = request.get("Limit")
-    while True:
-        if start_key is not None:
-            request["ExclusiveStartKey"] = start_key
-        paced = None
-        if pacer is not None:
-            paced = pacer.before_request(user_limit, sleep=run.sleep)
-            if paced.limit is None:
-                request.pop("Limit", None)
-            else:
-                request["Limit"] = paced.limit
-        # A failed attempt sends this same request (same ExclusiveStartKey) again; nothing is yielded before success.
-        response = call_dynamodb(
-            client,
-            "scan",
-            table_name,
-            request,
-            retry_policy=control.retry_policy,
-            segment=segment,
-            on_retry=control.stats.record_retry,
-            sleep=run.sleep,
-        )
-        start_key = response.get("LastEvaluatedKey") or None
-        capacity = response.get("ConsumedCapacity")
-        consumed = float(capacity["CapacityUnits"]) if capacity else None
-        count = int(response.get("Count", 0))
-        scanned = int(response.get("ScannedCount", 0))
-        if paced is not None and pacer is not None:
-            pacer.after_response(paced, consumed, scanned)
-        control.stats.record_page(
-            items=count,
-            scanned=scanned,
-            consumed_capacity=consumed,
-            client_retries=int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)),
-        )
-        run.progress.page_read()
-        yield ScanPage(
-            items=_page_items(response, deserialize),
-            segment=segment,
-            total_segments=total_segments,
-            last_evaluated_key=start_key,
-            count=count,
-            scanned_count=scanned,
-            consumed_capacity=consumed,
-        )
-        if start_key is None:
-            return
+    paced = None
+    if pacer is not None:
+        paced = pacer.before_request(user_limit, sleep=run.sleep)
+        if paced.limit is None:
+            request.pop("Limit", None)
+        else:
+            request["Limit"] = paced.limit
+    # A failed attempt sends this same request (same ExclusiveStartKey); nothing is yielded before success.
+    response = call_dynamodb(
+        client,
+        "scan",
+        table_name,
+        request,
+        retry_policy=control.retry_policy,
+        segment=segment,
+        on_retry=control.stats.record_retry,
+        sleep=run.sleep,
+    )
+    capacity = response.get("ConsumedCapacity")
+    consumed = float(capacity["CapacityUnits"]) if capacity else None
+    scanned = int(response.get("ScannedCount", 0))
+    if paced is not None and pacer is not None:
+        pacer.after_response(paced, consumed, scanned)
+    control.stats.record_page(
+        items=int(response.get("Count", 0)),
+        scanned=scanned,
+        consumed_capacity=consumed,
+        client_retries=int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)),
+    )
+    return response
 
 
 def scan_items(
@@ -488,11 +557,11 @@ def scan_items(
     pages = scan_pages(
         client,
         table_name,
-        segment=segment,
-        total_segments=total_segments,
         deserialize=deserialize,
         scan_kwargs=scan_kwargs,
         control=control,
+        segment=segment,
+        total_segments=total_segments,
     )
     return _items_of(pages)
 
@@ -503,6 +572,33 @@ def _items_of(pages: Generator[ScanPage, None, None]) -> Iterator[dict[str, Any]
             yield from page.items
     finally:
         pages.close()
+
+
+def _plan_workers(
+    table_name: str,
+    segments: int,
+    max_workers: int | None,
+    max_pages_in_flight: int | None,
+    max_memory_mb: int | None,
+) -> tuple[int, int]:
+    """The workers and the pages in flight of a parallel scan over ``segments`` segments, within the budget."""
+    budget = memory_budget(max_memory_mb, table_name)
+    requested = validate_max_workers(
+        min(DEFAULT_MAX_WORKERS, segments) if max_workers is None else max_workers, table_name
+    )
+    workers = budget.max_workers(max(1, min(requested, segments)))
+    if workers < min(requested, segments):
+        log.info(
+            "Parallel scan of %s: %s workers instead of %s, within max_memory_mb=%s (%s MB a page)",
+            table_name,
+            workers,
+            requested,
+            budget.max_memory_mb,
+            PAGE_MEMORY_MB,
+        )
+    if max_pages_in_flight is None:
+        return workers, budget.pages_in_flight(workers)
+    return workers, min(validate_max_workers(max_pages_in_flight, table_name), max(1, budget.pages - workers - 1))
 
 
 class _WorkerDone:
@@ -529,6 +625,7 @@ def parallel_scan_pages(
     owned: frozenset[str] = HOOK_OWNED_SCAN_KEYWORDS,
     start_keys: Mapping[int, dict[str, Any] | None] | None = None,
     control: ScanControl | None = None,
+    max_memory_mb: int | None = None,
 ) -> Generator[ScanPage, None, None]:
     """
     Yield the pages of all ``total_segments`` segments, read by ``max_workers`` threads.
@@ -537,118 +634,135 @@ def parallel_scan_pages(
     ``ExclusiveStartKey`` (``None``: from the segment's start); the segments it leaves out count as done.
 
     Each segment is read by exactly one worker, from its first page to its last. Memory is bounded: at most
-    ``max_pages_in_flight`` pages (default: ``max_workers``) wait for the caller, and each worker holds one more.
+    ``max_pages_in_flight`` pages wait for the caller, and each worker holds one more; ``max_memory_mb`` (default
+    :data:`~airflow_dynamoscan.scan.memory.DEFAULT_MAX_MEMORY_MB`) caps both, ``max_workers`` included (see
+    :mod:`~airflow_dynamoscan.scan.memory`).
     The first error of any worker stops the others and is raised to the caller. Closing the generator stops the
     workers: each finishes at most the request it is in (a pause before a retry, or for the read-capacity budget,
     ends at once), and all have exited when ``close()`` returns.
 
     :param control: retries, read-capacity pacing, counters and progress lines, shared by the workers (see
         :class:`ScanControl`)
-    :raises InvalidScanArgumentError: bad ``total_segments``, ``max_workers`` or scan keywords.
+    :param max_memory_mb: the memory budget of the pages the scan holds, MB
+    :raises InvalidScanArgumentError: bad ``total_segments``, ``max_workers``, ``max_pages_in_flight``,
+        ``max_memory_mb`` or scan keywords.
     """
     validate_segment(0, total_segments, table_name)
     if start_keys is None:
         start_keys = dict.fromkeys(range(total_segments))
     for segment in start_keys:
         validate_segment(segment, total_segments, table_name)
-    workers = validate_max_workers(
-        min(DEFAULT_MAX_WORKERS, total_segments) if max_workers is None else max_workers, table_name
+    workers, in_flight = _plan_workers(
+        table_name, min(total_segments, len(start_keys)), max_workers, max_pages_in_flight, max_memory_mb
     )
-    workers = max(1, min(workers, len(start_keys)))
     kwargs = check_scan_kwargs(table_name, scan_kwargs, owned=owned)
     _apply_control(kwargs, control)
-    in_flight = workers if max_pages_in_flight is None else validate_max_workers(max_pages_in_flight, table_name)
     scope = (
         f"{total_segments} segments"
         if len(start_keys) == total_segments
         else f"{len(start_keys)} of {total_segments} segments"
     )
     run = _start_run(control, table_name, scope)
-    pages = _run_parallel(
-        client, table_name, total_segments, dict(start_keys), workers, deserialize, kwargs, in_flight, run
-    )
-    return _reported(pages, run)
+    read = _ParallelRead(client, table_name, total_segments, dict(start_keys), deserialize, kwargs)
+    return _reported(_ParallelRun(read, in_flight, run).pages(workers), run)
 
 
-def _run_parallel(
-    client: Any,
-    table_name: str,
-    total_segments: int,
-    start_keys: dict[int, dict[str, Any] | None],
-    workers: int,
-    deserialize: bool,
-    kwargs: dict[str, Any],
-    in_flight: int,
-    run: _ScanRun,
-) -> Generator[ScanPage, None, None]:
-    pages: queue.Queue[ScanPage | _WorkerDone | _WorkerFailed] = queue.Queue(maxsize=in_flight)
-    stop = threading.Event()
+@dataclass(frozen=True)
+class _ParallelRead:
+    """What every worker of one parallel scan reads: the table, the scan's keywords and where each segment starts."""
 
-    def pause(seconds: float) -> None:
-        if stop.wait(seconds):
+    client: Any
+    table_name: str
+    total_segments: int
+    start_keys: dict[int, dict[str, Any] | None]
+    deserialize: bool
+    kwargs: dict[str, Any]
+
+
+class _ParallelRun:
+    """The workers of one parallel scan, the bounded queue of pages they fill, and the stop signal."""
+
+    def __init__(self, read: _ParallelRead, in_flight: int, run: _ScanRun) -> None:
+        self._read = read
+        self._pages: queue.Queue[ScanPage | _WorkerDone | _WorkerFailed] = queue.Queue(maxsize=in_flight)
+        self._stop = threading.Event()
+        self._run = dataclasses.replace(run, sleep=self._pause)
+        self._segments = iter(sorted(read.start_keys))
+        self._segment_lock = threading.Lock()
+
+    def _pause(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
             raise _ScanStopped
 
-    worker_run = dataclasses.replace(run, sleep=pause)
-    segment_numbers = iter(sorted(start_keys))
-    segment_lock = threading.Lock()
+    def _next_segment(self) -> int | None:
+        with self._segment_lock:
+            return next(self._segments, None)
 
-    def next_segment() -> int | None:
-        with segment_lock:
-            return next(segment_numbers, None)
-
-    def put(message: ScanPage | _WorkerDone | _WorkerFailed) -> bool:
-        while not stop.is_set():
+    def _put(self, message: ScanPage | _WorkerDone | _WorkerFailed) -> bool:
+        while not self._stop.is_set():
             try:
-                pages.put(message, timeout=_POLL_SECONDS)
+                self._pages.put(message, timeout=_POLL_SECONDS)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def work() -> None:
+    def _segment_pages(self, segment: int) -> Generator[ScanPage, None, None]:
+        read = self._read
+        request = {
+            **read.kwargs,
+            "TableName": read.table_name,
+            "Segment": segment,
+            "TotalSegments": read.total_segments,
+        }
+        return _read_pages(
+            read.client,
+            read.table_name,
+            request,
+            segment,
+            read.total_segments,
+            read.deserialize,
+            read.start_keys[segment],
+            self._run,
+        )
+
+    def _work(self) -> None:
         try:
-            while not stop.is_set():
-                segment = next_segment()
+            while not self._stop.is_set():
+                segment = self._next_segment()
                 if segment is None:
                     break
-                request = {**kwargs, "TableName": table_name, "Segment": segment, "TotalSegments": total_segments}
-                for page in _read_pages(
-                    client,
-                    table_name,
-                    request,
-                    segment,
-                    total_segments,
-                    deserialize,
-                    start_keys[segment],
-                    worker_run,
-                ):
-                    if not put(page):
+                for page in self._segment_pages(segment):
+                    if not self._put(page):
                         return
-            put(_WORKER_DONE)
+            self._put(_WORKER_DONE)
         except BaseException as error:  # noqa: BLE001 - every failure must reach the caller
-            put(_WorkerFailed(error))
+            self._put(_WorkerFailed(error))
 
-    threads = [
-        threading.Thread(target=work, name=f"dynamoscan-{table_name}-{number}", daemon=True)
-        for number in range(workers)
-    ]
-    log.debug("Parallel scan of %s: %s segments, %s workers", table_name, total_segments, workers)
-    for thread in threads:
-        thread.start()
-    finished = 0
-    try:
-        while finished < len(threads):
-            message = pages.get()
-            if isinstance(message, _WorkerDone):
-                finished += 1
-            elif isinstance(message, _WorkerFailed):
-                raise message.error
-            else:
-                yield message
-    finally:
-        stop.set()
+    def pages(self, workers: int) -> Generator[ScanPage, None, None]:
+        """Start ``workers`` threads; yield their pages until all are done; stop them when closed or failed."""
+        table_name = self._read.table_name
+        threads = [
+            threading.Thread(target=self._work, name=f"dynamoscan-{table_name}-{number}", daemon=True)
+            for number in range(workers)
+        ]
+        log.debug("Parallel scan of %s: %s segments, %s workers", table_name, self._read.total_segments, workers)
         for thread in threads:
-            thread.join()
+            thread.start()
+        finished = 0
+        try:
+            while finished < len(threads):
+                message = self._pages.get()
+                if isinstance(message, _WorkerDone):
+                    finished += 1
+                elif isinstance(message, _WorkerFailed):
+                    raise message.error
+                else:
+                    yield message
+        finally:
+            self._stop.set()
+            for thread in threads:
+                thread.join()
 
 
 def parallel_scan_items(
@@ -661,6 +775,7 @@ def parallel_scan_items(
     scan_kwargs: Mapping[str, Any] | None = None,
     max_pages_in_flight: int | None = None,
     control: ScanControl | None = None,
+    max_memory_mb: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield every item of the table, read by a parallel scan (see :func:`parallel_scan_pages`)."""
     check_item_select(table_name, scan_kwargs or {})
@@ -673,6 +788,7 @@ def parallel_scan_items(
         scan_kwargs=scan_kwargs,
         max_pages_in_flight=max_pages_in_flight,
         control=control,
+        max_memory_mb=max_memory_mb,
     )
     return _items_of(pages)
 
@@ -697,18 +813,8 @@ def count_items(
     owned = HOOK_OWNED_SCAN_KEYWORDS | {"Select"}
     kwargs = check_scan_kwargs(table_name, scan_kwargs, owned=owned)
     kwargs["Select"] = "COUNT"
-    if total_segments == 1:
-        pages: Iterator[ScanPage] = scan_pages(
-            client, table_name, scan_kwargs=kwargs, owned=HOOK_OWNED_SCAN_KEYWORDS, control=control
-        )
-    else:
-        pages = parallel_scan_pages(
-            client,
-            table_name,
-            total_segments=total_segments,
-            max_workers=max_workers,
-            scan_kwargs=kwargs,
-            owned=HOOK_OWNED_SCAN_KEYWORDS,
-            control=control,
-        )
+    read: Callable[..., Iterator[ScanPage]] = scan_pages
+    if total_segments > 1:
+        read = functools.partial(parallel_scan_pages, total_segments=total_segments, max_workers=max_workers)
+    pages = read(client, table_name, scan_kwargs=kwargs, owned=HOOK_OWNED_SCAN_KEYWORDS, control=control)
     return sum(page.count for page in pages)
