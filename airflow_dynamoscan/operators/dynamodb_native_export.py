@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_dynamoscan.compat import AirflowException, AirflowFailException, BaseOperator, conf
+from airflow_dynamoscan.compat import AirflowException, AirflowFailException, conf
 from airflow_dynamoscan.exceptions import DestinationError, DynamoScanError, TableNotFoundError
 from airflow_dynamoscan.export.exporter import segment_prefix
 from airflow_dynamoscan.export.formats import uses_schema, validate_format
@@ -40,12 +40,11 @@ from airflow_dynamoscan.export.native import (
     utc_datetime,
 )
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
-from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID
+from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, AwsConnectionOperator
 from airflow_dynamoscan.operators.dynamodb_export import (
     DEFAULT_MAX_FILE_BYTES,
     destination_dataset,
     dynamodb_dataset,
-    open_export_destination,
 )
 from airflow_dynamoscan.triggers.dynamodb_native_export import (
     DEFAULT_POLL_INTERVAL,
@@ -177,7 +176,7 @@ def check_export_choices(operator: DynamoDBNativeExportOperator) -> None:
         raise ValueError(f"{where}poll_interval={operator.poll_interval!r} is not allowed; it must be > 0 seconds.")
 
 
-class DynamoDBNativeExportOperator(BaseOperator):
+class DynamoDBNativeExportOperator(AwsConnectionOperator):
     """
     Export a DynamoDB table to S3 with DynamoDB's own ``ExportTableToPointInTime``, and wait until it is done.
 
@@ -237,10 +236,7 @@ class DynamoDBNativeExportOperator(BaseOperator):
         "export_to_time",
         "s3_bucket_owner",
         "s3_sse_kms_key_id",
-        "aws_conn_id",
-        "region_name",
-        "verify",
-        "botocore_config",
+        *AwsConnectionOperator.aws_template_fields,
     )
     ui_color = "#4b7bec"
 
@@ -263,10 +259,6 @@ class DynamoDBNativeExportOperator(BaseOperator):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: timedelta | float | None = DEFAULT_EXPORT_TIMEOUT,
         restorable_wait: timedelta | float = DEFAULT_RESTORABLE_WAIT,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -281,8 +273,6 @@ class DynamoDBNativeExportOperator(BaseOperator):
         self.poll_interval = float(poll_interval)
         self.export_timeout = None if timeout is None else _duration(timeout)
         self.restorable_wait = _duration(restorable_wait)
-        self.aws_conn_id, self.region_name = aws_conn_id, region_name
-        self.verify, self.botocore_config = verify, botocore_config
         check_export_choices(self)
 
     @cached_property
@@ -584,7 +574,7 @@ def plan_native_export_files(
     ]
 
 
-class DynamoDBNativeExportConvertOperator(BaseOperator):
+class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
     """
     Convert data files of a native export into parts of the package's formats, as one segment of an export.
 
@@ -623,7 +613,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         "file_format",
         "compression",
         "columns",
-        "aws_conn_id",
+        *AwsConnectionOperator.aws_template_fields,
         "dest_aws_conn_id",
     )
     ui_color = "#4b7bec"
@@ -646,9 +636,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         schema: dict[str, Any] | None = None,
         overwrite: bool = False,
         verify_md5: bool = False,
-        aws_conn_id: str | None = "aws_default",
         dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
-        verify: bool | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -658,9 +646,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         self.segment, self.total_segments = segment, total_segments
         self.file_format, self.compression, self.max_file_bytes = file_format, compression, max_file_bytes
         self.columns, self.schema = columns, schema
-        self.aws_conn_id = aws_conn_id
-        self.dest_aws_conn_id = aws_conn_id if dest_aws_conn_id is SAME_AS_AWS_CONN_ID else dest_aws_conn_id
-        self.verify = verify
+        self.dest_aws_conn_id = self.connection_or_default(dest_aws_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -698,7 +684,7 @@ class DynamoDBNativeExportConvertOperator(BaseOperator):
         return self._result(written, destination.uri, compression, started_at)
 
     def _open_destination(self) -> Destination:
-        destination = open_export_destination(self.destination, self.dest_aws_conn_id, verify=self.verify)
+        destination = self.open_destination(self.destination, self.dest_aws_conn_id)
         if not self.overwrite and destination.exists(MANIFEST_NAME):
             raise DestinationError(
                 f"Table {self.table_name!r}: destination {destination.uri} already holds a complete export "
