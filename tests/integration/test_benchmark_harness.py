@@ -12,6 +12,9 @@ import pytest
 from benchmarks import report
 from benchmarks.run import Bench, Run, background_server, case_result, together
 
+# Four processes that each import Airflow: minutes, not seconds, when the 2 cores are shared with other work.
+pytestmark = pytest.mark.timeout(900)
+
 ITEMS = 3_200  # synthetic pages of 1,500 items: 1,500 + 1,500 + 200
 TABLE = f"synthetic-{ITEMS}"
 
