@@ -11,6 +11,7 @@ from typing import Any
 from airflow_dynamoscan.compat import TaskGroup, task
 from airflow_dynamoscan.export.strategy import DEFAULT_NATIVE_THRESHOLD_BYTES, choose_export_method, validate_method
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
+from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, same_as_aws_conn_id
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator
 from airflow_dynamoscan.operators.dynamodb_native_export import (
     DynamoDBNativeExportConvertOperator,
@@ -106,7 +107,7 @@ def dynamodb_native_export_to_files(
     region_name: str | None = None,
     verify: bool | str | None = None,
     botocore_config: dict[str, Any] | None = None,
-    dest_aws_conn_id: str | None = None,
+    dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
     **convert_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -143,7 +144,7 @@ def dynamodb_native_export_to_files(
         ``overwrite``, ``verify_md5``, and BaseOperator parameters (``retries``...) of the convert tasks
     :return: the TaskGroup.
     """
-    dest_conn_id = aws_conn_id if dest_aws_conn_id is None else dest_aws_conn_id
+    dest_conn_id = same_as_aws_conn_id(dest_aws_conn_id, aws_conn_id)
     aws = _aws_connection(aws_conn_id, region_name, verify, botocore_config)
     with TaskGroup(group_id=group_id) as group:
         export = DynamoDBNativeExportOperator(
@@ -239,7 +240,7 @@ def dynamodb_table_export(
     verify: bool | str | None = None,
     botocore_config: dict[str, Any] | None = None,
     outlets: list[Any] | None = None,
-    dest_aws_conn_id: str | None = None,
+    dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
     **export_kwargs: Any,
 ) -> TaskGroup:
     """
