@@ -175,14 +175,9 @@ def dynamodb_parallel_export(
             max_segments=max_mapped_segments,
             plan_schema=export_kwargs.get("schema") is None,
         )
-        plan = plan_segments(
-            table_name,
-            total_segments,
-            destination,
-            export_kwargs.get("file_format", "jsonl"),
-            export_kwargs.get("scan_kwargs"),
-            export_kwargs.get("columns"),
-        )
+        file_format = export_kwargs.get("file_format", "jsonl")
+        layout = [file_format, export_kwargs.get("scan_kwargs"), export_kwargs.get("columns")]
+        plan = plan_segments(table_name, total_segments, destination, *layout)
         export = DynamoDBExportOperator.partial(
             task_id="export_segment",
             table_name=table_name,

@@ -187,17 +187,7 @@ def build_manifest(
     checked = [_check_result(index, result, table_name, total, export) for index, result in enumerate(results)]
     _check_segments(checked, table_name, destination_uri, total)
     scan_started_at, scan_finished_at = _scan_window(checked, started_at, finished_at)
-    segments = [
-        {
-            "segment": result["segment"],
-            "items": result["items"],
-            "bytes": result["bytes"],
-            "started_at": result.get("started_at"),
-            "finished_at": result.get("finished_at"),
-            "parts": [dict(part) for part in result["parts"]],
-        }
-        for result in sorted(checked, key=lambda result: int(result["segment"]))
-    ]
+    segments = [_manifest_segment(result) for result in sorted(checked, key=lambda result: int(result["segment"]))]
     return {
         "format_version": MANIFEST_FORMAT_VERSION,
         "table_name": table_name,
@@ -213,6 +203,18 @@ def build_manifest(
         "created_at": datetime.now(timezone.utc).isoformat(),
         **layout,
         "segments": segments,
+    }
+
+
+def _manifest_segment(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A segment's entry in the manifest, from its checked result."""
+    return {
+        "segment": result["segment"],
+        "items": result["items"],
+        "bytes": result["bytes"],
+        "started_at": result.get("started_at"),
+        "finished_at": result.get("finished_at"),
+        "parts": [dict(part) for part in result["parts"]],
     }
 
 

@@ -249,15 +249,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         prefix = segment_prefix(exported_segment, exported_total, table_name=self.table_name)
         plan = self._plan_resume(destination, prefix, segment, total_segments, compression, scan_kwargs, schema)
         started_at = _now()
-        self.log.info(
-            "Exporting table %s (segment %s of %s) to %s/%s as %s",
-            self.table_name,
-            exported_segment,
-            exported_total,
-            destination.uri,
-            prefix,
-            self.file_format,
-        )
+        self.log.info("Exporting table %s (segment %s of %s)", self.table_name, exported_segment, exported_total)
+        self.log.info("Writing %s/%s as %s", destination.uri, prefix, self.file_format)
         pages = self.read_pages(
             segment,
             plan.total_segments,

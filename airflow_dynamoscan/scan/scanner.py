@@ -553,17 +553,20 @@ def scan_items(
 
     :param control: retries, read-capacity pacing, counters and progress lines (see :class:`ScanControl`)
     """
+    options = {"segment": segment, "total_segments": total_segments, "deserialize": deserialize, "control": control}
+    return _items_of_scan(scan_pages, client, table_name, scan_kwargs, **options)
+
+
+def _items_of_scan(
+    scanner: Callable[..., Generator[ScanPage, None, None]],
+    client: Any,
+    table_name: str,
+    scan_kwargs: Mapping[str, Any] | None,
+    **options: Any,
+) -> Iterator[dict[str, Any]]:
+    """The items of the pages ``scanner`` (:func:`scan_pages` or :func:`parallel_scan_pages`) reads."""
     check_item_select(table_name, scan_kwargs or {})
-    pages = scan_pages(
-        client,
-        table_name,
-        deserialize=deserialize,
-        scan_kwargs=scan_kwargs,
-        control=control,
-        segment=segment,
-        total_segments=total_segments,
-    )
-    return _items_of(pages)
+    return _items_of(scanner(client, table_name, scan_kwargs=scan_kwargs, **options))
 
 
 def _items_of(pages: Generator[ScanPage, None, None]) -> Iterator[dict[str, Any]]:
@@ -770,27 +773,17 @@ def parallel_scan_items(
     table_name: str,
     *,
     total_segments: int,
-    max_workers: int | None = None,
-    deserialize: bool = True,
     scan_kwargs: Mapping[str, Any] | None = None,
-    max_pages_in_flight: int | None = None,
+    deserialize: bool = True,
     control: ScanControl | None = None,
+    max_workers: int | None = None,
+    max_pages_in_flight: int | None = None,
     max_memory_mb: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield every item of the table, read by a parallel scan (see :func:`parallel_scan_pages`)."""
-    check_item_select(table_name, scan_kwargs or {})
-    pages = parallel_scan_pages(
-        client,
-        table_name,
-        total_segments=total_segments,
-        max_workers=max_workers,
-        deserialize=deserialize,
-        scan_kwargs=scan_kwargs,
-        max_pages_in_flight=max_pages_in_flight,
-        control=control,
-        max_memory_mb=max_memory_mb,
-    )
-    return _items_of(pages)
+    options: dict[str, Any] = {"max_workers": max_workers, "max_pages_in_flight": max_pages_in_flight}
+    options.update(max_memory_mb=max_memory_mb, total_segments=total_segments, deserialize=deserialize, control=control)
+    return _items_of_scan(parallel_scan_pages, client, table_name, scan_kwargs, **options)
 
 
 def count_items(
