@@ -15,16 +15,33 @@ Both decode to plain Python values: ``S`` -> ``str``, ``N`` -> ``decimal.Decimal
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+import botocore
 import orjson
 
 #: Key under which the fast reader leaves a response's items, still in the wire shape.
 WIRE_ITEMS_KEY = "DynamoScanWireItems"
 
 _FAST_OPERATIONS = ("Scan", "Query")
+
+#: The first botocore release that emits the ``before-parse`` event the fast decoder hooks into.
+FAST_DECODING_MIN_BOTOCORE = (1, 35, 16)
+
+log = logging.getLogger(__name__)
+
+
+def fast_decoding_available(version: str | None = None) -> bool:
+    """Whether botocore (``version``, default the installed one) lets the fast decoder read responses."""
+    parts = []
+    for part in (version or botocore.__version__).split(".")[:3]:
+        digits = "".join(char for char in part if char.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts) >= FAST_DECODING_MIN_BOTOCORE
+
 
 Item = dict[str, Any]
 
@@ -158,8 +175,18 @@ def install_fast_decoding(client: Any) -> Any:
     ``ConsumedCapacity`` keep their usual names and shapes. Signing, retries, endpoints and error responses are
     untouched. Use it only on a client of your own: other callers of the same client would not find ``Items``.
 
+    With a botocore older than :data:`FAST_DECODING_MIN_BOTOCORE` (it has no ``before-parse`` event) the client is
+    left as it is: botocore's own parser reads the responses, with the same items, more slowly.
+
     :return: the same client.
     """
+    if not fast_decoding_available():
+        log.info(
+            "botocore %s reads Scan responses with its own parser; fast decoding needs botocore >= %s",
+            botocore.__version__,
+            ".".join(map(str, FAST_DECODING_MIN_BOTOCORE)),
+        )
+        return client
     for operation in _FAST_OPERATIONS:
         client.meta.events.register(
             f"before-parse.dynamodb.{operation}", _read_fast, unique_id=f"dynamoscan-{operation}"

@@ -3,12 +3,18 @@ from __future__ import annotations
 import base64
 from decimal import Decimal
 
+import boto3
+import botocore
 import pytest
+from moto import mock_aws
 
 from airflow_dynamoscan.scan.decode import (
+    WIRE_ITEMS_KEY,
     deserialize_attribute_value,
     deserialize_item,
     deserialize_wire_item,
+    fast_decoding_available,
+    install_fast_decoding,
     wire_item_to_client_item,
 )
 
@@ -97,3 +103,42 @@ def test_unknown_and_empty_attribute_values_are_refused() -> None:
         deserialize_item({"a": {"X": "1"}})
     with pytest.raises(ValueError, match="Empty DynamoDB AttributeValue"):
         deserialize_item({"a": {}})
+
+
+@pytest.mark.parametrize(
+    ("version", "available"),
+    [
+        ("1.34.90", False),
+        ("1.35.15", False),
+        ("1.35.16", True),
+        ("1.35.100", True),
+        ("1.44.8", True),
+        ("2.0.0rc1", True),
+    ],
+)
+def test_fast_decoding_needs_a_botocore_with_the_before_parse_event(version: str, available: bool) -> None:
+    assert fast_decoding_available(version) is available
+
+
+@pytest.mark.parametrize("botocore_version", ["1.34.90", None])
+def test_an_old_botocore_leaves_the_client_to_its_own_parser(
+    monkeypatch: pytest.MonkeyPatch, botocore_version: str | None
+) -> None:
+    if botocore_version is None and not fast_decoding_available():
+        pytest.skip("this botocore has no before-parse event")
+    if botocore_version is not None:
+        monkeypatch.setattr(botocore, "__version__", botocore_version)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        client.put_item(TableName="t", Item={"pk": {"S": "a"}, "blob": {"B": b"\x00"}})
+        response = install_fast_decoding(client).scan(TableName="t")
+    if botocore_version is None:
+        assert "Items" not in response and response[WIRE_ITEMS_KEY] == [{"pk": {"S": "a"}, "blob": {"B": "AA=="}}]
+    else:
+        assert WIRE_ITEMS_KEY not in response and response["Items"] == [{"pk": {"S": "a"}, "blob": {"B": b"\x00"}}]

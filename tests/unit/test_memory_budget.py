@@ -21,6 +21,7 @@ from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.export.exporter import export_pages
 from airflow_dynamoscan.export.formats import needs_attribute_values
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
+from airflow_dynamoscan.scan.decode import fast_decoding_available
 from airflow_dynamoscan.scan.memory import MemoryBudget, memory_budget
 from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.storage.destinations import open_destination
@@ -80,6 +81,7 @@ def test_what_a_budget_allows() -> None:
     assert MemoryBudget(1024).row_group_bytes == 64 * 1024 * 1024
 
 
+@pytest.mark.skipif(not fast_decoding_available(), reason="this botocore has no before-parse event")
 def test_fast_pages_keep_wire_items_and_decode_them_once(moto_table: list[dict[str, Any]]) -> None:
     (page,) = list(DynamoDBScanHook().scan_segment_pages(TABLE, 0, 1))
     assert page.wire_items is not None and len(page) == len(moto_table)
