@@ -273,6 +273,9 @@ class _PartWriter:
                 return
             segment = page.segment or 0
             self.progress[segment] = SegmentProgress(page.last_evaluated_key, page.last_evaluated_key is None)
+            # Let go of the written page before the next is read, so that only one is held at a time.
+            self.current = None
+            del page, items
             self.current = self.next_page()
 
     def _record(self) -> None:

@@ -141,6 +141,15 @@ class DynamoDBScanHook(AwsBaseHook):
         """
         return self.conn
 
+    @property
+    def conn_client_meta(self) -> Any:
+        """
+        The connection's client metadata (region, partition, endpoint), as :class:`AwsBaseHook` gives it; read off
+        the client the hook's scans already use, so that asking for the region (extra links, lineage) does not set
+        up a second client.
+        """
+        return self._scan_client.meta
+
     @cached_property
     def _scan_client(self) -> Any:
         # The client of the hook's own requests (Scan, DescribeTable, the transform's writes), created once and
@@ -312,8 +321,10 @@ class DynamoDBScanHook(AwsBaseHook):
         :param total_segments: segment count; ``None`` plans it from the table's size (:meth:`plan_segments`),
             never fewer than the workers
         :param max_workers: threads (default: ``min(8, total_segments)``)
-        :param max_pages_in_flight: pages waiting for the caller at most (default: ``max_workers``); each worker
-            holds one more, so memory stays bounded whatever the table size
+        :param max_pages_in_flight: what waits for the caller at most (default: one per worker). With fast
+            decoding the workers hand over bodies, which the caller's side parses one page ahead, so at most one
+            parsed page waits; without it, each waiting page is parsed and each worker holds one more. Memory
+            stays bounded whatever the table size
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
         :param max_memory_mb: memory for the pages the scan holds, in MB (default 64, at least 32); it caps
             ``max_workers`` and ``max_pages_in_flight`` (see :mod:`~airflow_dynamoscan.scan.memory`)

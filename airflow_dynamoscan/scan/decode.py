@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import base64
 import logging
+import weakref
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import botocore
 import orjson
+
+from airflow_dynamoscan.scan.memory import parse_body
 
 #: Key under which the fast reader leaves a response's items, still in the wire shape.
 WIRE_ITEMS_KEY = "DynamoScanWireItems"
@@ -154,7 +157,7 @@ def _read_fast(response_dict: dict[str, Any], customized_response_dict: dict[str
     # Errors keep botocore's own parsing, so its exceptions, retries and error codes stay as they are.
     if response_dict.get("status_code", 500) >= 300:
         return
-    body = orjson.loads(response_dict["body"])
+    body = parse_body(response_dict["body"], orjson.loads)
     items = body.pop("Items", None)
     if items is not None:
         customized_response_dict[WIRE_ITEMS_KEY] = items
@@ -164,6 +167,14 @@ def _read_fast(response_dict: dict[str, Any], customized_response_dict: dict[str
     customized_response_dict.update(body)
     # botocore's generic parser now only has the response metadata left to read.
     response_dict["body"] = b"{}"
+
+
+_fast_clients: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def has_fast_decoding(client: Any) -> bool:
+    """Whether :func:`install_fast_decoding` made ``client`` read Scan responses itself."""
+    return client in _fast_clients
 
 
 def install_fast_decoding(client: Any) -> Any:
@@ -191,4 +202,5 @@ def install_fast_decoding(client: Any) -> Any:
         client.meta.events.register(
             f"before-parse.dynamodb.{operation}", _read_fast, unique_id=f"dynamoscan-{operation}"
         )
+    _fast_clients.add(client)
     return client

@@ -11,6 +11,7 @@ and progress lines in the log.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import difflib
@@ -33,9 +34,16 @@ from airflow_dynamoscan.scan.decode import (
     WIRE_ITEMS_KEY,
     deserialize_item,
     deserialize_wire_item,
+    has_fast_decoding,
     wire_item_to_client_item,
 )
-from airflow_dynamoscan.scan.memory import PAGE_MEMORY_MB, memory_budget
+from airflow_dynamoscan.scan.memory import (
+    ParseHandoff,
+    ParseHandoffClosed,
+    ParseRequest,
+    memory_budget,
+    parsing_on_caller,
+)
 from airflow_dynamoscan.scan.pacing import ReadCapacityPacer
 from airflow_dynamoscan.scan.progress import ScanProgress, ScanStats
 from airflow_dynamoscan.scan.retry import RetryPolicy, call_with_retries
@@ -488,9 +496,12 @@ def _read_pages(
                 request["ExclusiveStartKey"] = start_key
             response = _request_page(client, table_name, request, user_limit, segment, run)
             page = _page_of(response, deserialize, segment, total_segments)
+            del response
             run.progress.page_read()
             yield page
             start_key = page.last_evaluated_key
+            # Not held while the next page is read: the caller decides how long a page lives.
+            del page
             if start_key is None:
                 return
 
@@ -583,25 +594,31 @@ def _plan_workers(
     max_workers: int | None,
     max_pages_in_flight: int | None,
     max_memory_mb: int | None,
+    *,
+    parsed_by_caller: bool,
 ) -> tuple[int, int]:
-    """The workers and the pages in flight of a parallel scan over ``segments`` segments, within the budget."""
+    """
+    The workers and the messages in flight of a parallel scan over ``segments`` segments, within the budget.
+
+    :param parsed_by_caller: the client reads with fast decoding, so the caller's side parses the pages
+    """
     budget = memory_budget(max_memory_mb, table_name)
     requested = validate_max_workers(
         min(DEFAULT_MAX_WORKERS, segments) if max_workers is None else max_workers, table_name
     )
-    workers = budget.max_workers(max(1, min(requested, segments)))
+    workers = budget.max_workers(max(1, min(requested, segments)), parsed_by_caller=parsed_by_caller)
     if workers < min(requested, segments):
         log.info(
-            "Parallel scan of %s: %s workers instead of %s, within max_memory_mb=%s (%s MB a page)",
+            "Parallel scan of %s: %s workers instead of %s, within max_memory_mb=%s",
             table_name,
             workers,
             requested,
             budget.max_memory_mb,
-            PAGE_MEMORY_MB,
         )
+    in_flight = budget.pages_in_flight(workers, parsed_by_caller=parsed_by_caller)
     if max_pages_in_flight is None:
-        return workers, budget.pages_in_flight(workers)
-    return workers, min(validate_max_workers(max_pages_in_flight, table_name), max(1, budget.pages - workers - 1))
+        return workers, in_flight
+    return workers, min(validate_max_workers(max_pages_in_flight, table_name), in_flight)
 
 
 class _WorkerDone:
@@ -636,10 +653,13 @@ def parallel_scan_pages(
     ``start_keys`` resumes an interrupted scan: only the segments it names are read, each from its
     ``ExclusiveStartKey`` (``None``: from the segment's start); the segments it leaves out count as done.
 
-    Each segment is read by exactly one worker, from its first page to its last. Memory is bounded: at most
-    ``max_pages_in_flight`` pages wait for the caller, and each worker holds one more; ``max_memory_mb`` (default
-    :data:`~airflow_dynamoscan.scan.memory.DEFAULT_MAX_MEMORY_MB`) caps both, ``max_workers`` included (see
-    :mod:`~airflow_dynamoscan.scan.memory`).
+    Each segment is read by exactly one worker, from its first page to its last. Memory is bounded: with fast
+    decoding (:func:`~airflow_dynamoscan.scan.decode.install_fast_decoding`) the workers only read, each holding at
+    most one body, and the caller's thread parses each page one page ahead of what it consumes; without it each
+    worker holds a parsed page and at most ``max_pages_in_flight`` more wait for the caller. ``max_memory_mb``
+    (default :data:`~airflow_dynamoscan.scan.memory.DEFAULT_MAX_MEMORY_MB`) caps both, ``max_workers`` included
+    (see :mod:`~airflow_dynamoscan.scan.memory`). A caller holds less if it lets go of a page before it asks for
+    the next.
     The first error of any worker stops the others and is raised to the caller. Closing the generator stops the
     workers: each finishes at most the request it is in (a pause before a retry, or for the read-capacity budget,
     ends at once), and all have exited when ``close()`` returns.
@@ -655,8 +675,14 @@ def parallel_scan_pages(
         start_keys = dict.fromkeys(range(total_segments))
     for segment in start_keys:
         validate_segment(segment, total_segments, table_name)
+    segments = min(total_segments, len(start_keys))
     workers, in_flight = _plan_workers(
-        table_name, min(total_segments, len(start_keys)), max_workers, max_pages_in_flight, max_memory_mb
+        table_name,
+        segments,
+        max_workers,
+        max_pages_in_flight,
+        max_memory_mb,
+        parsed_by_caller=has_fast_decoding(client),
     )
     kwargs = check_scan_kwargs(table_name, scan_kwargs, owned=owned)
     _apply_control(kwargs, control)
@@ -682,16 +708,24 @@ class _ParallelRead:
     kwargs: dict[str, Any]
 
 
+_Message = ScanPage | _WorkerDone | _WorkerFailed | ParseRequest
+
+
 class _ParallelRun:
-    """The workers of one parallel scan, the bounded queue of pages they fill, and the stop signal."""
+    """
+    The workers of one parallel scan, the bounded queue of what they hand to the caller's side, and the stop
+    signal. With fast decoding the workers only read: the caller's side parses each body
+    (:class:`~airflow_dynamoscan.scan.memory.ParseHandoff`), one page ahead of what the caller consumes.
+    """
 
     def __init__(self, read: _ParallelRead, in_flight: int, run: _ScanRun) -> None:
         self._read = read
-        self._pages: queue.Queue[ScanPage | _WorkerDone | _WorkerFailed] = queue.Queue(maxsize=in_flight)
+        self._messages: queue.Queue[tuple[int, _Message]] = queue.Queue(maxsize=in_flight)
         self._stop = threading.Event()
         self._run = dataclasses.replace(run, sleep=self._pause)
         self._segments = iter(sorted(read.start_keys))
         self._segment_lock = threading.Lock()
+        self._handoff = ParseHandoff(deliver=lambda request: self._put(request.worker, request), stopped=self._stop)
 
     def _pause(self, seconds: float) -> None:
         if self._stop.wait(seconds):
@@ -701,10 +735,10 @@ class _ParallelRun:
         with self._segment_lock:
             return next(self._segments, None)
 
-    def _put(self, message: ScanPage | _WorkerDone | _WorkerFailed) -> bool:
+    def _put(self, worker: int, message: _Message) -> bool:
         while not self._stop.is_set():
             try:
-                self._pages.put(message, timeout=_POLL_SECONDS)
+                self._messages.put((worker, message), timeout=_POLL_SECONDS)
                 return True
             except queue.Full:
                 continue
@@ -729,39 +763,63 @@ class _ParallelRun:
             self._run,
         )
 
-    def _work(self) -> None:
+    def _work(self, worker: int) -> None:
         try:
-            while not self._stop.is_set():
-                segment = self._next_segment()
-                if segment is None:
-                    break
-                for page in self._segment_pages(segment):
-                    if not self._put(page):
-                        return
-            self._put(_WORKER_DONE)
+            with parsing_on_caller(self._handoff, worker):
+                while not self._stop.is_set():
+                    segment = self._next_segment()
+                    if segment is None:
+                        break
+                    for page in self._segment_pages(segment):
+                        if not self._put(worker, page):
+                            return
+                        del page  # the caller's now
+            self._put(worker, _WORKER_DONE)
+        except (_ScanStopped, ParseHandoffClosed):
+            return
         except BaseException as error:  # noqa: BLE001 - every failure must reach the caller
-            self._put(_WorkerFailed(error))
+            self._put(worker, _WorkerFailed(error))
 
     def pages(self, workers: int) -> Generator[ScanPage, None, None]:
         """Start ``workers`` threads; yield their pages until all are done; stop them when closed or failed."""
         table_name = self._read.table_name
         threads = [
-            threading.Thread(target=self._work, name=f"dynamoscan-{table_name}-{number}", daemon=True)
+            threading.Thread(target=self._work, args=(number,), name=f"dynamoscan-{table_name}-{number}", daemon=True)
             for number in range(workers)
         ]
         log.debug("Parallel scan of %s: %s segments, %s workers", table_name, self._read.total_segments, workers)
         for thread in threads:
             thread.start()
         finished = 0
+        # Bodies waiting to be parsed, and the worker whose parsed page is on its way (one at a time).
+        waiting: collections.deque[ParseRequest] = collections.deque()
+        parsed_for: int | None = None
         try:
             while finished < len(threads):
-                message = self._pages.get()
-                if isinstance(message, _WorkerDone):
+                if parsed_for is None and waiting:
+                    request = waiting.popleft()
+                    parsed_for = request.worker
+                    request.run()
+                    del request
+                    continue
+                worker, message = self._messages.get()
+                if worker == parsed_for:
+                    parsed_for = None  # its page, or what ended its request, has arrived
+                if isinstance(message, ParseRequest):
+                    waiting.append(message)
+                elif isinstance(message, _WorkerDone):
                     finished += 1
                 elif isinstance(message, _WorkerFailed):
                     raise message.error
                 else:
+                    if parsed_for is None and waiting:
+                        # Parsed before the caller takes this page, so that its worker reads on meanwhile.
+                        request = waiting.popleft()
+                        parsed_for = request.worker
+                        request.run()
+                        del request
                     yield message
+                    del message
         finally:
             self._stop.set()
             for thread in threads:

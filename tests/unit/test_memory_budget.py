@@ -8,13 +8,18 @@ bytes as one from a client without fast decoding (botocore's parser, decoded ite
 
 from __future__ import annotations
 
+import gc
+import itertools
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
@@ -46,10 +51,15 @@ def worker_threads_seen(pages: Iterator[ScanPage]) -> tuple[set[str], int]:
     return names, items
 
 
-@pytest.mark.parametrize(("max_memory_mb", "workers"), [(None, 4), (32, 1), (48, 2), (128, 8)])
+# The workers a budget allows with fast decoding (each holds a body, the caller's side two parsed pages), and with
+# botocore's own parser (each holds a parsed page).
+@pytest.mark.parametrize(
+    ("max_memory_mb", "fast_workers", "slow_workers"), [(None, 8, 2), (32, 1, 1), (48, 6, 1), (128, 8, 6)]
+)
 def test_the_budget_caps_the_workers_of_a_parallel_scan(
-    moto_table: list[dict[str, Any]], max_memory_mb: int | None, workers: int
+    moto_table: list[dict[str, Any]], max_memory_mb: int | None, fast_workers: int, slow_workers: int
 ) -> None:
+    workers = fast_workers if fast_decoding_available() else slow_workers
     pages = DynamoDBScanHook().parallel_scan_pages(
         TABLE, total_segments=8, max_workers=8, max_memory_mb=max_memory_mb, Limit=5
     )
@@ -57,6 +67,82 @@ def test_the_budget_caps_the_workers_of_a_parallel_scan(
     assert items == len(moto_table)
     assert len(names) <= workers
     assert names <= {f"dynamoscan-{TABLE}-{number}" for number in range(workers)}
+
+
+def pages_alive() -> int:
+    return sum(1 for thing in gc.get_objects() if type(thing) is ScanPage)
+
+
+@pytest.mark.skipif(not fast_decoding_available(), reason="this botocore has no before-parse event")
+def test_a_parallel_scan_holds_the_same_few_parsed_pages_however_many_workers_read(
+    moto_table: list[dict[str, Any]],
+) -> None:
+    # A slow caller: the 8 workers have read their next pages long before it asks. Each waits with the body until
+    # the caller's side parses it, one page ahead: the caller's page, the one ahead, and the one its loop still
+    # names while it asks for the next.
+    most, items = 0, 0
+    for page in DynamoDBScanHook().parallel_scan_pages(TABLE, total_segments=8, max_workers=8, Limit=3):
+        time.sleep(0.02)
+        most = max(most, pages_alive())
+        items += len(page)
+    assert items == len(moto_table)
+    assert most <= 3
+
+
+def test_with_botocore_parsing_each_worker_holds_a_parsed_page(moto_table: list[dict[str, Any]]) -> None:
+    most, items = 0, 0
+    hook = DynamoDBScanHook(fast_decoding=False)
+    for page in hook.parallel_scan_pages(TABLE, total_segments=8, max_workers=8, max_memory_mb=128, Limit=3):
+        time.sleep(0.02)
+        most = max(most, pages_alive())
+        items += len(page)
+    assert items == len(moto_table)
+    # 6 workers (the budget's), each with a page it waits to hand over, beside those waiting and the caller's.
+    assert most > 3
+
+
+def not_json_on_the_third_scan(**_: Any) -> Any:
+    calls = next(scans_answered)
+    if calls == 2:
+        return AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 200, {}, _RawBody(b'{"Items": [{"pk": '))
+    return None
+
+
+class _RawBody:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+scans_answered = itertools.count()
+
+
+@pytest.mark.skipif(not fast_decoding_available(), reason="this botocore has no before-parse event")
+def test_a_body_that_is_not_json_fails_the_scan_on_the_caller_and_stops_every_worker(
+    moto_table: list[dict[str, Any]],
+) -> None:
+    global scans_answered
+    scans_answered = itertools.count()
+    hook = DynamoDBScanHook(max_attempts=1)
+    hook._scan_client.meta.events.register_first("before-send.dynamodb.Scan", not_json_on_the_third_scan)
+    with pytest.raises(orjson.JSONDecodeError):
+        for _ in hook.parallel_scan(TABLE, total_segments=8, max_workers=4, Limit=3):
+            pass
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith(f"dynamoscan-{TABLE}")]
+
+
+@pytest.mark.skipif(not fast_decoding_available(), reason="this botocore has no before-parse event")
+def test_closing_a_scan_whose_workers_wait_for_parsing_stops_them_at_once(moto_table: list[dict[str, Any]]) -> None:
+    pages = DynamoDBScanHook().parallel_scan_pages(TABLE, total_segments=8, max_workers=8, Limit=3)
+    first = next(pages)
+    time.sleep(0.2)  # every worker has read a page by now and waits for the caller's side to parse it
+    started = time.monotonic()
+    pages.close()
+    assert time.monotonic() - started < 1
+    assert len(first) <= 3
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith(f"dynamoscan-{TABLE}")]
 
 
 @pytest.mark.parametrize("value", [0, 31, "64", 64.0, True])
@@ -73,10 +159,16 @@ def test_what_a_budget_allows() -> None:
     assert memory_budget(None) == MemoryBudget(64)
     budget = MemoryBudget(64)
     assert (budget.pages, budget.max_workers(8), budget.pages_in_flight(4), budget.row_group_bytes) == (
-        6,
         4,
-        1,
+        8,
+        4,
         16 * 1024 * 1024,
+    )
+    assert (budget.max_workers(8, parsed_by_caller=False), budget.pages_in_flight(2, parsed_by_caller=False)) == (2, 1)
+    assert (MemoryBudget(32).max_workers(8), MemoryBudget(48).max_workers(8), MemoryBudget(128).max_workers(64)) == (
+        1,
+        6,
+        36,
     )
     assert MemoryBudget(1024).row_group_bytes == 64 * 1024 * 1024
 
