@@ -16,6 +16,7 @@ Every function here gives exactly what decoding the item
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -44,15 +45,22 @@ _INT64_DIGITS = 18
 _Fragment = orjson.Fragment
 
 
+#: Number texts that ``str(Decimal(text))`` gives back unchanged: integers and fixed-point numbers without leading
+#: zeros (``-12.50``, ``0.5``), fractions of ``0.`` with at most five zeros before the first other digit (six or
+#: more print with an exponent: ``1E-7``), and zeros with at most six fraction digits (``0.0000000`` prints
+#: ``0E-7``).
+_PLAIN_NUMBER = re.compile(r"-?(?:[1-9][0-9]*(?:\.[0-9]+)?|0(?:\.(?:0{0,5}[1-9][0-9]*|0{1,6}))?)")
+_plain_number = _PLAIN_NUMBER.fullmatch
+
+
 def wire_number_text(text: str) -> str:
     """
     Return the text an export writes for a wire number: ``str(Decimal(text))``, without building the ``Decimal``
-    when the text already is that (an integer or fixed-point number without leading zeros or exponent).
+    when the text already is that (see :data:`_PLAIN_NUMBER`).
 
     :raises ValueError: NaN or an infinity, which DynamoDB cannot store.
     """
-    parts = _fixed_point_parts(text)
-    if parts is not None and (parts[0][0] != "0" or (parts[0] == "0" and "." not in text)):
+    if _plain_number(text) is not None:
         return text
     return number_text(Decimal(text))
 
@@ -79,10 +87,11 @@ def json_value(attribute_value: Mapping[str, Any]) -> Any:
         ((tag, value),) = attribute_value.items()
     except ValueError:
         tag, value = _first_type(attribute_value)
+    # The common types first, inline: this runs for every value of every item.
     if tag == "S":
         return value
     if tag == "N":
-        return _Fragment(wire_number_text(value))
+        return _Fragment(value if _plain_number(value) is not None else number_text(Decimal(value)))
     if tag == "M":
         return {name: json_value(nested) for name, nested in value.items()}
     if tag == "L":
@@ -189,6 +198,10 @@ def wire_cell_converter(column_type: str) -> Callable[[Mapping[str, Any]], Any]:
     return _decimal_cell(column_type, decoded)
 
 
+#: Column types whose cell is the wire value of one type key, as it is: ``{"S": text}`` in a string column.
+_CELL_IS_THE_VALUE = {"string": "S", "bool": "BOOL"}
+
+
 def wire_columns(
     schema: ExportSchema,
     converters: Sequence[Callable[[Mapping[str, Any]], Any]],
@@ -208,15 +221,21 @@ def wire_columns(
     columns = []
     for column, convert in zip(schema.columns, converters, strict=True):
         name = column.name
-        cells = [
-            None if value is None or "NULL" in value else convert(value) for value in (item.get(name) for item in items)
-        ]
+        values = [item.get(name) for item in items]
+        tag = _CELL_IS_THE_VALUE.get(column.type)
+        if tag is not None:
+            # What the converter does, without a call per cell; nulls come out as misfits and are put right below.
+            cells = [None if value is None else value.get(tag, MISFIT) for value in values]
+        else:
+            cells = [None if value is None or "NULL" in value else convert(value) for value in values]
         if MISFIT in cells:
             for index, cell in enumerate(cells):
                 if cell is MISFIT:
-                    _check_overflow(schema, items[index], where)
-                    overflows.setdefault(index, {})[name] = items[index][name]
                     cells[index] = None
+                    value = values[index]
+                    if "NULL" not in value:
+                        _check_overflow(schema, items[index], where)
+                        overflows.setdefault(index, {})[name] = value
         columns.append(cells)
     if schema.other_attributes == "extra":
         known = schema.name_set
