@@ -233,6 +233,7 @@ def wire_columns(
                 if cell is MISFIT:
                     cells[index] = None
                     value = values[index]
+                    assert value is not None  # a missing attribute is None, never a misfit
                     if "NULL" not in value:
                         _check_overflow(schema, items[index], where)
                         overflows.setdefault(index, {})[name] = value

@@ -29,8 +29,9 @@ from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 #: Memory of one full (1 MB) Scan page held in the wire shape: its parsed objects and its body, in MB.
 PAGE_MEMORY_MB = 12
 
-#: Memory of the body of one full page that a worker has read and the caller's side has yet to parse, in MB.
-BODY_MEMORY_MB = 2
+#: Memory of one worker of a scan whose pages the caller's side parses, in MB: the body of a full page it has read
+#: (about 1.5 MB), botocore's copy of it while the response is read, and the connection's buffers.
+BODY_MEMORY_MB = 4
 
 #: Parsed pages of a scan whose pages the caller's side parses: the one the caller consumes, and the one ahead.
 CALLER_PAGES = 2

@@ -54,7 +54,7 @@ def worker_threads_seen(pages: Iterator[ScanPage]) -> tuple[set[str], int]:
 # The workers a budget allows with fast decoding (each holds a body, the caller's side two parsed pages), and with
 # botocore's own parser (each holds a parsed page).
 @pytest.mark.parametrize(
-    ("max_memory_mb", "fast_workers", "slow_workers"), [(None, 8, 2), (32, 1, 1), (48, 6, 1), (128, 8, 6)]
+    ("max_memory_mb", "fast_workers", "slow_workers"), [(None, 6, 2), (32, 1, 1), (48, 3, 1), (128, 8, 6)]
 )
 def test_the_budget_caps_the_workers_of_a_parallel_scan(
     moto_table: list[dict[str, Any]], max_memory_mb: int | None, fast_workers: int, slow_workers: int
@@ -160,15 +160,15 @@ def test_what_a_budget_allows() -> None:
     budget = MemoryBudget(64)
     assert (budget.pages, budget.max_workers(8), budget.pages_in_flight(4), budget.row_group_bytes) == (
         4,
-        8,
+        6,
         4,
         16 * 1024 * 1024,
     )
     assert (budget.max_workers(8, parsed_by_caller=False), budget.pages_in_flight(2, parsed_by_caller=False)) == (2, 1)
     assert (MemoryBudget(32).max_workers(8), MemoryBudget(48).max_workers(8), MemoryBudget(128).max_workers(64)) == (
         1,
-        6,
-        36,
+        3,
+        18,
     )
     assert MemoryBudget(1024).row_group_bytes == 64 * 1024 * 1024
 
