@@ -16,7 +16,8 @@ neither a local server nor a load step is in the measurement.
 3. **Memory**: the jsonl export at the operator's default settings of tables of 100,000 and 300,000 items, and
    with ``--large`` of 1,000,000 items.
 4. **Mapped tasks**: the start-up of a task (a no-op task with the export's imports and set-up), one process
-   exporting one segment of N, and N processes exporting one segment each at once, for N = 2 .. cores.
+   exporting one segment of N, and N processes exporting one segment each at once, for N = 2 .. cores, on a
+   table of 100,000 items (on fewer, each process reads for well under a second, and the ratio is noise).
 
 It writes ``benchmarks/results/results.json`` and ``results.md`` and, for a full run into that folder, the
 README's benchmark table (``python -m benchmarks.report --readme`` does the same from a results.json).
@@ -66,6 +67,7 @@ class Settings:
     items: int
     memory_items: tuple[int, ...]
     threads: tuple[int, ...]
+    mapped_items: int
     mapped_processes: tuple[int, ...]
     quick: bool
     output: Path
@@ -255,10 +257,16 @@ def mapped_scenario(bench: Bench, settings: Settings) -> None:
     for processes in settings.mapped_processes:
         common = {"total_segments": processes}
         bench.measure(
-            "mapped", f"one_of_{processes}", "export_jsonl", settings.items, whole_table=False, segment=0, **common
+            "mapped",
+            f"one_of_{processes}",
+            "export_jsonl",
+            settings.mapped_items,
+            whole_table=False,
+            segment=0,
+            **common,
         )
         bench.record(
-            together(bench, settings.items, processes),
+            together(bench, settings.mapped_items, processes),
             group="mapped",
             key=f"{processes}_processes",
             case="export_jsonl",
@@ -338,6 +346,12 @@ def parse_arguments(argv: list[str] | None) -> Settings:
         help="add a table of 1,000,000 items to the memory test (2 to 5 minutes more on 2 shared cores)",
     )
     parser.add_argument("--threads", default="1,2,4,8", help="thread counts of the threads test")
+    parser.add_argument(
+        "--mapped-items",
+        type=int,
+        default=None,
+        help="items of the mapped-task test (default 100,000: each process reads long enough to measure)",
+    )
     parser.add_argument("--output", default=None, help="where results.md and results.json go")
     arguments = parser.parse_args(argv)
     quick = arguments.quick
@@ -347,6 +361,7 @@ def parse_arguments(argv: list[str] | None) -> Settings:
         memory_items=_numbers(arguments.memory_items or ("10000,30000" if quick else "100000,300000"))
         + ((LARGE_TABLE_ITEMS,) if arguments.large else ()),
         threads=_numbers(arguments.threads) if not quick else (1, FLOOR_THREADS),
+        mapped_items=arguments.mapped_items or (12_000 if quick else 100_000),
         mapped_processes=tuple(range(2, cores + 1)) or (1,),
         quick=quick,
         output=Path(arguments.output or (QUICK_RESULTS if quick else RESULTS)),

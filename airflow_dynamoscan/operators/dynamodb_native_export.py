@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -146,8 +147,26 @@ def export_result(table_name: str, description: dict[str, Any]) -> dict[str, Any
     }
 
 
-def _duration(value: timedelta | float) -> timedelta:
-    return value if isinstance(value, timedelta) else timedelta(seconds=value)
+def _duration(table_name: str, name: str, value: object, *, zero_allowed: bool = False) -> timedelta:
+    """
+    Return a duration given as a ``timedelta`` or seconds.
+
+    :raises ValueError: anything else, or not above zero (at zero or above, with ``zero_allowed``), naming the
+        table and the parameter.
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zero_allowed):
+        bound = ">= 0" if zero_allowed else "> 0"
+        raise ValueError(
+            f"Table {table_name!r}: {name}={value!r} is not allowed; it must be a number of seconds {bound} or a "
+            "datetime.timedelta."
+        )
+    return timedelta(seconds=seconds)
 
 
 def check_export_choices(operator: DynamoDBNativeExportOperator) -> None:
@@ -172,8 +191,6 @@ def check_export_choices(operator: DynamoDBNativeExportOperator) -> None:
             f"{where}export_from_time/export_to_time apply to export_type='INCREMENTAL_EXPORT' only; a full export "
             "takes export_time."
         )
-    if operator.poll_interval <= 0:
-        raise ValueError(f"{where}poll_interval={operator.poll_interval!r} is not allowed; it must be > 0 seconds.")
 
 
 class DynamoDBNativeExportOperator(AwsConnectionOperator):
@@ -270,9 +287,9 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
         self.deferrable = (
             conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
         )
-        self.poll_interval = float(poll_interval)
-        self.export_timeout = None if timeout is None else _duration(timeout)
-        self.restorable_wait = _duration(restorable_wait)
+        self.poll_interval = _duration(table_name, "poll_interval", poll_interval).total_seconds()
+        self.export_timeout = None if timeout is None else _duration(table_name, "timeout", timeout)
+        self.restorable_wait = _duration(table_name, "restorable_wait", restorable_wait, zero_allowed=True)
         check_export_choices(self)
 
     @cached_property

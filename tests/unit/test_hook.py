@@ -147,3 +147,14 @@ def test_decimal_precision_survives_moto(moto_table: list[dict[str, Any]]) -> No
     items = {item["pk"]: item for item in DynamoDBScanHook().scan(TABLE)}
     assert items["order#00000007"]["precise"] == Decimal("12345678901234567890.000000007")
     assert items["order#00000007"]["blobs"] == {b"\x01", (7).to_bytes(3, "big")}
+
+
+def test_region_and_partition_come_from_the_scan_client_without_a_second_client(
+    moto_table: list[dict[str, Any]],
+) -> None:
+    hook = DynamoDBScanHook(region_name="eu-west-1")
+    assert (hook.conn_region_name, hook.conn_partition) == ("eu-west-1", "aws")
+    # Reading them set up only the scan client; the plain boto3 client is made when it is asked for.
+    assert "conn" not in vars(hook) and "_scan_client" in vars(hook)
+    assert hook.client.meta.region_name == hook.conn_region_name
+    assert hook.client is not hook._scan_client

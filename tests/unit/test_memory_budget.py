@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -217,3 +218,28 @@ def test_parquet_from_wire_pages_reads_back_as_from_decoded_pages(
     assert tables[True].schema == tables[False].schema
     assert tables[True].to_pylist() == tables[False].to_pylist()
     assert tables[True].num_rows == len(moto_table)
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "dynamodb_json", "csv", "parquet"])
+def test_an_export_lets_go_of_each_page_before_it_asks_for_the_next(
+    moto_table: list[dict[str, Any]], tmp_path: Path, file_format: str
+) -> None:
+    deserialize = not needs_attribute_values(file_format)
+    scan = DynamoDBScanHook().scan_segment_pages(TABLE, 0, 1, Limit=7, deserialize=deserialize)
+    held_by_the_export = []
+
+    def pages() -> Iterator[ScanPage]:
+        previous = None
+        for page in scan:
+            if previous is not None:
+                # References to the page written last: ``previous`` and getrefcount's own; any more are the export's.
+                held_by_the_export.append(sys.getrefcount(previous) - 2)
+            previous = page
+            yield page
+            del page
+
+    destination = open_destination(str(tmp_path))
+    result = export_pages(pages(), destination, file_format=file_format, compression=None, prefix="p")
+    assert result["items"] == len(moto_table)
+    assert len(held_by_the_export) >= 10
+    assert set(held_by_the_export) == {0}

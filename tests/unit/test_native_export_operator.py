@@ -272,6 +272,39 @@ def test_bad_parameters_fail_when_the_dag_is_parsed() -> None:
         operator(export_from_time="2026-11-01T00:00:00Z")
 
 
+@pytest.mark.parametrize(
+    ("parameter", "value", "bound"),
+    [
+        ("poll_interval", None, "> 0"),
+        ("poll_interval", "60", "> 0"),
+        ("poll_interval", 0, "> 0"),
+        ("poll_interval", True, "> 0"),
+        ("poll_interval", float("nan"), "> 0"),
+        ("timeout", -5, "> 0"),
+        ("timeout", "1h", "> 0"),
+        ("timeout", timedelta(0), "> 0"),
+        ("restorable_wait", -1, ">= 0"),
+        ("restorable_wait", float("inf"), ">= 0"),
+    ],
+)
+def test_bad_durations_are_refused_by_name_when_the_dag_is_parsed(parameter: str, value: Any, bound: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        operator(**{parameter: value})
+    assert str(raised.value) == (
+        f"Table {TABLE!r}: {parameter}={value!r} is not allowed; it must be a number of seconds {bound} or a "
+        "datetime.timedelta."
+    )
+
+
+def test_durations_take_seconds_or_timedeltas() -> None:
+    built = operator(poll_interval=timedelta(seconds=90), timeout=120, restorable_wait=0)
+    assert (built.poll_interval, built.export_timeout, built.restorable_wait) == (
+        90.0,
+        timedelta(seconds=120),
+        timedelta(0),
+    )
+
+
 def test_result_names_the_documented_manifest_keys() -> None:
     arn = "arn:aws:dynamodb:us-east-1:123456789012:table/orders/export/01695097218000-d6299cbd"
     described = {
