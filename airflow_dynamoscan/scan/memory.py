@@ -142,8 +142,13 @@ class ParseRequest:
         """Parse the body (on the calling thread) and hand the result, or the error, to the waiting worker."""
         try:
             self._result = self._parse(self._body)
-        except BaseException as error:  # noqa: BLE001 - the worker raises it as its own
+        except Exception as error:  # noqa: BLE001 - the worker raises it as its own
             self._error = error
+        except BaseException:
+            # An interrupt of the caller's thread (Ctrl-C, a task being terminated) is the caller's: it ends the
+            # scan there, and the worker just stops.
+            self._error = ParseHandoffClosed()
+            raise
         finally:
             self._body = b""
             self._done.set()

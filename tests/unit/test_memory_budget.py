@@ -28,7 +28,7 @@ from airflow_dynamoscan.export.exporter import export_pages
 from airflow_dynamoscan.export.formats import needs_attribute_values
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.scan.decode import fast_decoding_available
-from airflow_dynamoscan.scan.memory import MemoryBudget, memory_budget
+from airflow_dynamoscan.scan.memory import MemoryBudget, ParseHandoffClosed, ParseRequest, memory_budget
 from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.storage.destinations import open_destination
 from devtools.sample_data import load_sample_table
@@ -243,3 +243,33 @@ def test_an_export_lets_go_of_each_page_before_it_asks_for_the_next(
     assert result["items"] == len(moto_table)
     assert len(held_by_the_export) >= 10
     assert set(held_by_the_export) == {0}
+
+
+def test_a_parse_request_hands_its_result_or_error_to_the_worker_and_keeps_interrupts_on_the_caller() -> None:
+    parsed = ParseRequest(3, b'{"Count": 1}', orjson.loads)
+    parsed.run()
+    assert (parsed.worker, parsed.result(threading.Event())) == (3, {"Count": 1})
+
+    broken = ParseRequest(0, b'{"Count": ', orjson.loads)
+    broken.run()  # the caller's side goes on; the worker raises the error as its own
+    with pytest.raises(orjson.JSONDecodeError):
+        broken.result(threading.Event())
+
+    def interrupted(body: bytes) -> Any:
+        raise KeyboardInterrupt
+
+    stopped = ParseRequest(0, b"{}", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        stopped.run()
+    with pytest.raises(ParseHandoffClosed):
+        stopped.result(threading.Event())
+
+
+def test_a_worker_waiting_for_its_parse_stops_when_the_scan_does() -> None:
+    scan_closed = threading.Event()
+    waiting = ParseRequest(0, b"{}", orjson.loads)
+    scan_closed.set()
+    started = time.monotonic()
+    with pytest.raises(ParseHandoffClosed):
+        waiting.result(scan_closed)
+    assert time.monotonic() - started < 1
