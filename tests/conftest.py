@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -28,6 +30,8 @@ os.environ.update(
     }
 )
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="dynamoscan-airflow-home-")
+# Removed when the test process ends (each xdist worker has its own).
+atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
