@@ -350,17 +350,25 @@ NOTES = (
 )
 
 
+def trials_note(run: Run) -> str:
+    """How the case figures were chosen, when each case was measured more than once."""
+    repeats = int(run.settings.get("repeats", 1))
+    if repeats <= 1:
+        return ""
+    return f"; each case measured {repeats} times between its floors, the trial with the median ratio shown"
+
+
 def sections(run: Run) -> list[str]:
     """The tables of one run, shared by results.md and the README."""
     results = Results(run)
     items = run.settings.get("items", 0)
     threads_items = f"{items:,} items, the jsonl export, as many segments as threads"
     return [
-        f"**Formats** ({items:,} items, 4 threads over 4 segments; `hook.scan` is serial):",
+        f"**Formats** ({items:,} items, 4 threads over 4 segments; `hook.scan` is serial{trials_note(run)}):",
         "",
         *formats_table(results),
         "",
-        f"**Threads** ({threads_items}; each ÷ the floor measured around it):",
+        f"**Threads** ({threads_items}; each ÷ the floor measured around it{trials_note(run)}):",
         "",
         *threads_table(results),
         "",

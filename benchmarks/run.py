@@ -69,6 +69,7 @@ class Settings:
     threads: tuple[int, ...]
     mapped_items: int
     mapped_processes: tuple[int, ...]
+    repeats: int
     quick: bool
     output: Path
 
@@ -172,13 +173,32 @@ def case_result(process: subprocess.Popen[str], expected_items: int | None) -> d
     return result
 
 
-class Bench:
-    """The measuring side of one run: the replay server's endpoint, a throwaway AIRFLOW_HOME, the results."""
+def trial_ratios(before: dict[str, Any], measured: dict[str, Any], after: dict[str, Any]) -> tuple[float, float]:
+    """A case's items/s and CPU per item, each divided by that of its two floors taken together (0 if failed)."""
+    floors = [floor for floor in (before, after) if "error" not in floor and floor.get("items")]
+    if "error" in measured or not measured.get("items") or not floors:
+        return 0.0, 0.0
+    floor_items = sum(floor["items"] for floor in floors)
+    floor_rate = floor_items / sum(floor["seconds"] for floor in floors)
+    floor_cpu = sum(floor["cpu_seconds"] for floor in floors) / floor_items
+    return (
+        measured["items"] / measured["seconds"] / floor_rate,
+        measured["cpu_seconds"] / measured["items"] / floor_cpu,
+    )
 
-    def __init__(self, run: Run, endpoint: str, airflow_home: str) -> None:
+
+class Bench:
+    """
+    The measuring side of one run: the replay server's endpoint, a throwaway AIRFLOW_HOME, the results.
+
+    :param repeats: trials of each case measured beside its floors (the median is kept)
+    """
+
+    def __init__(self, run: Run, endpoint: str, airflow_home: str, repeats: int = 1) -> None:
         self.run = run
         self.endpoint = endpoint
         self.airflow_home = airflow_home
+        self.repeats = repeats
 
     def start(self, case: str, table: str, **options: Any) -> subprocess.Popen[str]:
         return run_case(self.endpoint, case, table, self.airflow_home, **options)
@@ -187,15 +207,41 @@ class Bench:
         self, group: str, key: str, case: str, items: int, *, whole_table: bool = True, **options: Any
     ) -> dict[str, Any]:
         """Run ``case`` on ``synthetic-{items}`` alone (checking it read every item if ``whole_table``); record it."""
+        result = self.run_case(case, items, whole_table=whole_table, **options)
+        return self.record(result, group=group, key=key, case=case, options=options)
+
+    def run_case(self, case: str, items: int, *, whole_table: bool = True, **options: Any) -> dict[str, Any]:
+        """Run ``case`` on ``synthetic-{items}`` alone; return its measurement, not recorded."""
         load_average = os.getloadavg()[0]
         result = case_result(self.start(case, f"synthetic-{items}", **options), items if whole_table else None)
-        return self.record(result, group=group, key=key, case=case, options=options, load_average=load_average)
+        result["load_average"] = load_average
+        return result
 
     def beside_floors(self, group: str, key: str, case: str, items: int, **options: Any) -> None:
-        """Measure ``case`` between two floor measurements, its neighbours for the ratios."""
-        self.measure(group, f"floor_before_{key}", "raw_floor", items, workers=FLOOR_THREADS)
-        self.measure(group, key, case, items, **options)
-        self.measure(group, f"floor_after_{key}", "raw_floor", items, workers=FLOOR_THREADS)
+        """
+        Measure ``case`` between two floor measurements, its neighbours for the ratios, ``repeats`` times; record
+        the trial whose items/s ratio is the median (all trials' ratios are kept with it, under ``trials``).
+        """
+        trials = []
+        for _ in range(self.repeats):
+            before = self.run_case("raw_floor", items, workers=FLOOR_THREADS)
+            measured = self.run_case(case, items, **options)
+            after = self.run_case("raw_floor", items, workers=FLOOR_THREADS)
+            trials.append((trial_ratios(before, measured, after), before, measured, after))
+            if "error" in measured:
+                break
+        by_ratio = sorted(trials, key=lambda trial: trial[0][0])
+        _, before, measured, after = trials[-1] if "error" in trials[-1][2] else by_ratio[len(trials) // 2]
+        measured.setdefault("extra", {})["trials"] = [
+            {"items_ratio": trial[0][0], "cpu_ratio": trial[0][1]} for trial in trials
+        ]
+        floor_options = {"workers": FLOOR_THREADS}
+        self.record(before, group=group, key=f"floor_before_{key}", case="raw_floor", options=floor_options)
+        self.record(measured, group=group, key=key, case=case, options=options)
+        self.record(after, group=group, key=f"floor_after_{key}", case="raw_floor", options=floor_options)
+        if len(trials) > 1:
+            shown = ", ".join(f"{trial[0][0]:.2f}" for trial in trials)
+            log(f"  {group:<8} {key:<24} items/s ÷ floor in {len(trials)} trials: {shown}; the median is kept")
 
     def reuse(self, group: str, key: str, new_group: str, new_key: str) -> bool:
         """Record the measurement ``key`` and its floors again under ``new_key``, if it succeeded."""
@@ -347,6 +393,12 @@ def parse_arguments(argv: list[str] | None) -> Settings:
     )
     parser.add_argument("--threads", default="1,2,4,8", help="thread counts of the threads test")
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="trials of each formats and threads case beside its floors, the median kept (default 3; quick 1)",
+    )
+    parser.add_argument(
         "--mapped-items",
         type=int,
         default=None,
@@ -363,6 +415,7 @@ def parse_arguments(argv: list[str] | None) -> Settings:
         threads=_numbers(arguments.threads) if not quick else (1, FLOOR_THREADS),
         mapped_items=arguments.mapped_items or (12_000 if quick else 100_000),
         mapped_processes=tuple(range(2, cores + 1)) or (1,),
+        repeats=arguments.repeats or (1 if quick else 3),
         quick=quick,
         output=Path(arguments.output or (QUICK_RESULTS if quick else RESULTS)),
     )
@@ -380,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="dynamoscan-bench-airflow-") as home,
         background_server(replay_command) as endpoint,
     ):
-        bench = Bench(run, endpoint, home)
+        bench = Bench(run, endpoint, home, repeats=settings.repeats)
         formats_scenario(bench, settings)
         threads_scenario(bench, settings)
         memory_scenario(bench, settings)
