@@ -22,9 +22,9 @@ T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
 def test_a_mirror_in_the_glue_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_dynamoscan.export.native import FoldedChanges
     from airflow_dynamoscan.hooks.iceberg_catalog import IcebergCatalogHook
     from airflow_dynamoscan.iceberg import IcebergMirror, Window, plan_layout
-    from airflow_dynamoscan.export.native import FoldedChanges
 
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection())
     extra = {"type": "glue", "aws_conn_id": "aws_default", "warehouse": f"file://{tmp_path}"}
