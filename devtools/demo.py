@@ -6,7 +6,10 @@
 3. runs the example DAG ``example_dynamodb_parallel_export`` with a real Airflow run (``dag.test()``, SQLite
    metadata database in a temporary AIRFLOW_HOME): one mapped export task per segment, then the manifest;
 4. prints the manifest's summary and checks, by reading every part back, that the export holds exactly the items
-   loaded.
+   loaded;
+5. builds a local Apache Iceberg mirror of the table (``example_dynamodb_to_iceberg_replace``: a SQLite catalog
+   and a warehouse under ``demo-output/iceberg``), changes the table, runs the DAG again so the mirror follows,
+   and prints the mirror's row count, a query and the previous snapshot's row count (time travel).
 """
 
 from __future__ import annotations
@@ -117,6 +120,57 @@ def check_export(manifest_path: Path, expected: set[str]) -> bool:
     return exact
 
 
+def build_iceberg_mirror(client: object, expected: set[str]) -> bool:
+    """Mirror the table into Iceberg, change the table, follow the change; print a count and a query."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyiceberg") is None:
+        print("Iceberg mirror: skipped (pyiceberg is not installed: pip install 'airflow-dynamoscan[iceberg]')")
+        return True
+    import pyarrow.compute as pc
+
+    from airflow_dynamoscan.iceberg import open_catalog
+
+    folder = OUTPUT / "iceberg"
+    (folder / "warehouse").mkdir(parents=True, exist_ok=True)
+    properties = {"type": "sql", "uri": f"sqlite:///{folder}/catalog.db", "warehouse": f"file://{folder}/warehouse"}
+    os.environ["AIRFLOW_CONN_ICEBERG_DEFAULT"] = json.dumps({"conn_type": "iceberg", "extra": properties})
+    from example_dynamodb_to_iceberg_replace import dag
+
+    conf = {"enabled": True, "table_name": TABLE}
+    started = time.monotonic()
+    first = dag.test(run_conf=conf)
+    print(f"Iceberg mirror lake.orders_by_scan loaded: DAG run {first.state} in {time.monotonic() - started:.1f} s")
+    table = open_catalog("iceberg_default", properties).load_table("lake.orders_by_scan")
+    loaded_snapshot = table.current_snapshot().snapshot_id
+    ok = first.state == "success" and table.scan().count() == len(expected)
+    changed = sorted(expected)[:50]
+    for key in changed[:10]:
+        client.delete_item(TableName=TABLE, Key={"pk": {"S": key}})  # type: ignore[attr-defined]
+    for key in changed[10:]:
+        client.update_item(  # type: ignore[attr-defined]
+            TableName=TABLE,
+            Key={"pk": {"S": key}},
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": "REFUNDED"}},
+        )
+    print("Changed the table: 10 items deleted, 40 set to status REFUNDED")
+    started = time.monotonic()
+    second = dag.test(run_conf=conf)
+    table = table.refresh()
+    rows = table.scan().to_arrow()
+    print(f"Mirror updated: DAG run {second.state} in {time.monotonic() - started:.1f} s; {rows.num_rows:,} rows")
+    by_status = rows.group_by("status").aggregate([("pk", "count")]).sort_by("status").to_pylist()
+    print("  SELECT status, count(*) FROM lake.orders_by_scan GROUP BY status:")
+    for row in by_status:
+        print(f"    {row['status']:<10} {row['pk_count']:>7,}")
+    refunded = pc.sum(pc.equal(rows.column("status"), "REFUNDED")).as_py()
+    previous = table.scan(snapshot_id=loaded_snapshot).count()
+    print(f"  time travel to the first snapshot {loaded_snapshot}: {previous:,} rows")
+    return ok and second.state == "success" and rows.num_rows == len(expected) - 10 and refunded == 40
+
+
 def main() -> int:
     shutil.rmtree(OUTPUT, ignore_errors=True)
     prepare_airflow()
@@ -145,7 +199,8 @@ def main() -> int:
         scans_ok = compare_scans(expected)
         print(f"Running example_dynamodb_parallel_export with {TOTAL_SEGMENTS} mapped segments -> {OUTPUT}")
         export_ok = check_export(run_export_dag(), expected)
-    return 0 if scans_ok and export_ok else 1
+        mirror_ok = build_iceberg_mirror(client, expected)
+    return 0 if scans_ok and export_ok and mirror_ok else 1
 
 
 if __name__ == "__main__":
