@@ -25,11 +25,12 @@ from tests.iceberg_support import (
     sql_catalog_properties,
 )
 
-pytestmark = [requires_sql_catalog, pytest.mark.usefixtures("airflow_db", "aws_connection_env")]
 
 SEGMENTS = 3
 
 
+@requires_sql_catalog
+@pytest.mark.usefixtures("airflow_db", "aws_connection_env")
 def test_scan_loads_then_replaces_the_mirror(
     dynalite_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
