@@ -44,6 +44,7 @@ from airflow_dynamoscan.iceberg.schema import (
     MirrorLayout,
     arrow_rows,
     iceberg_schema,
+    iceberg_type,
     key_rows,
     new_columns,
     with_columns,
@@ -397,7 +398,7 @@ class IcebergMirror:
         path = f"{self.staging_location(load_id, table)}/{name}.parquet"
         with table.io.new_output(path).create(overwrite=True) as stream:
             pq.write_table(rows, stream)
-        size = int(table.io.new_input(path).__len__())
+        size = len(table.io.new_input(path))
         log.info("Staged %s rows of table %s in %s (%s bytes)", rows.num_rows, self.source_table, path, size)
         return {"path": path, "rows": rows.num_rows, "bytes": size}
 
@@ -466,11 +467,9 @@ class IcebergMirror:
             layout = self.layout(table)
             added_columns = new_columns(layout, changes.upserts)
             if added_columns:
-                from airflow_dynamoscan.iceberg.schema import _iceberg_type
-
                 with transaction.update_schema() as update:
                     for column in added_columns:
-                        update.add_column(column.name, _iceberg_type(column.type))
+                        update.add_column(column.name, iceberg_type(column.type))
                 layout = with_columns(layout, added_columns)
                 transaction.set_properties({LAYOUT_PROPERTY: layout.to_json()})
                 log.info("Table %s: new columns %s", self.identifier, [column.name for column in added_columns])

@@ -119,7 +119,8 @@ def plan_layout(
     return MirrorLayout(keys, schema, new_attributes)
 
 
-def _iceberg_type(column_type: str) -> Any:
+def iceberg_type(column_type: str) -> Any:
+    """The pyiceberg type of a column type (see the module docstring)."""
     from pyiceberg.types import BinaryType, BooleanType, DecimalType, DoubleType, LongType, StringType
 
     simple = {
@@ -143,7 +144,7 @@ def iceberg_schema(layout: MirrorLayout) -> Any:
     from pyiceberg.types import NestedField, StringType
 
     fields = [
-        NestedField(index, column.name, _iceberg_type(column.type), required=column.name in layout.keys)
+        NestedField(index, column.name, iceberg_type(column.type), required=column.name in layout.keys)
         for index, column in enumerate(layout.schema.columns, start=1)
     ]
     if layout.schema.extra_column is not None:
@@ -235,6 +236,7 @@ __all__ = [
     "arrow_rows",
     "check_new_attributes",
     "iceberg_schema",
+    "iceberg_type",
     "key_rows",
     "new_columns",
     "plan_layout",

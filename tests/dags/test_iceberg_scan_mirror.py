@@ -25,7 +25,6 @@ from tests.iceberg_support import (
     sql_catalog_properties,
 )
 
-
 SEGMENTS = 3
 
 
