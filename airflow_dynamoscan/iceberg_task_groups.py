@@ -371,7 +371,8 @@ def dynamodb_to_iceberg(
             def commit_load(source_table: str, staged: list[dict[str, Any]]) -> dict[str, Any]:
                 from airflow_dynamoscan.iceberg import Window, WindowOrderError
 
-                staged = list(staged)
+                # By index: iterating a mapped task's results asks for one past the last.
+                staged = [staged[index] for index in range(len(staged))]
                 segments = sorted(result["segment"] for result in staged)
                 total = staged[0]["total_segments"] if staged else 0
                 if segments != list(range(total)):
