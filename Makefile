@@ -75,7 +75,7 @@ e2e: install
 BENCH_ARGS ?=
 
 # Exports against the raw floor in one run, each case in its own process: about 6 minutes on 2 idle cores, writes
-# benchmarks/results/ and the README's benchmark table; `BENCH_ARGS=--large` adds a 1,000,000-item memory case,
+# benchmarks/results/ and the tables of docs/benchmarks.md; `BENCH_ARGS=--large` adds a 1,000,000-item memory case,
 # `BENCH_ARGS=--quick` is a 2-minute smoke run.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

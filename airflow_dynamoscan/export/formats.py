@@ -1,7 +1,7 @@
 """
 Encoders that turn pages of items into the bytes of one export part.
 
-The formats (:data:`FILE_FORMATS`), and what each keeps (the README has the same table):
+The formats (:data:`FILE_FORMATS`), and what each keeps (docs/formats.md has the same table):
 
 ``dynamodb_json``
     One ``{"Item": {...}}`` per line holding AttributeValues, DynamoDB's own S3-export layout: fed items in

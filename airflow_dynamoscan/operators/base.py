@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
@@ -29,9 +30,20 @@ from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage, check
 from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segment, validate_total_segments
 from airflow_dynamoscan.storage.destinations import Destination, normalize_destination, open_destination
 
+
+class _SameAsAwsConnId(enum.Enum):
+    """The type of :data:`SAME_AS_AWS_CONN_ID`: one member, so copies and pickles stay the same object."""
+
+    SAME_AS_AWS_CONN_ID = "SAME_AS_AWS_CONN_ID"
+
+    def __repr__(self) -> str:
+        # What help() and signatures show as the parameter's default.
+        return "SAME_AS_AWS_CONN_ID"
+
+
 #: Default of a connection parameter that falls back to ``aws_conn_id`` (``None`` is a valid choice of its own:
 #: boto3's default credentials). The one convention of every operator and task group of this package.
-SAME_AS_AWS_CONN_ID: Any = object()
+SAME_AS_AWS_CONN_ID: Any = _SameAsAwsConnId.SAME_AS_AWS_CONN_ID
 
 #: Error codes of DynamoDB and AWS that the same request meets again however often it is sent.
 PERMANENT_ERROR_CODES = frozenset(
