@@ -211,8 +211,9 @@ def check_destination_owner(destination: Destination, identity: ExportIdentity, 
     :param identity: the export about to write there
     :param overwrite: another export's files may be replaced (they are deleted when this export is committed)
     :raises DestinationError: naming the destination, what it holds, and ``overwrite=True`` where that would
-        help: files that are no export's (whatever ``overwrite`` says); without ``overwrite``, a complete export,
-        another export's files, or export files that no marker names.
+        help: a destination inside a complete export, files that are no export's (both whatever ``overwrite``
+        says); without ``overwrite``, a complete export, another export's files, or export files that no marker
+        names. The hidden file of a marker another task is writing is not counted.
     """
     # A marker being written shows only as its hidden file until its rename: it names nothing yet.
     names = [name for name in destination.list() if not _WRITE_IN_PROGRESS.match(name)]
