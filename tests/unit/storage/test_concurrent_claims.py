@@ -36,7 +36,7 @@ from airflow_dynamoscan.storage.ownership import (
 PROCESSES = 6
 SEGMENTS = PROCESSES
 #: Rounds per test: a local round takes milliseconds, an S3 round a few dozen requests to the moto server.
-ROUNDS = {"local": 25, "s3": 8}
+ROUNDS = {"local": 25, "s3": 5}
 BUCKET = "concurrent-claims"
 RUN = "exports/scheduled__2026-12-07/export_orders.export_segment"
 
