@@ -177,6 +177,8 @@ class CeleryStack(Stack):
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CONCURRENCY),
                 "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
                 "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+                # The messages a lost worker had taken come back after this; the scheduler retries its task
+                # instances long before (heartbeat timeout), and a late message of an old try is refused.
                 "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
                 # A lost worker's task instances stop their heartbeats: counted lost after this, then retried.
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_SECONDS),
