@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
 
-.PHONY: install lock dynalite lint typecheck test unit demo e2e bench clean check-floors matrix-lowest matrix-newest package-check
+.PHONY: install lock dynalite lint typecheck test unit demo e2e e2e-celery bench clean check-floors matrix-lowest matrix-newest package-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ E2E_SCREENSHOT ?=
 
 e2e: install
 	$(BIN)/python -u -m tests.e2e.run $(if $(E2E_SCREENSHOT),--screenshot $(E2E_SCREENSHOT)) $(E2E_ARGS)
+
+# The parallel export on the CeleryExecutor: Redis (installed with apt if absent), PostgreSQL, two workers in
+# sessions of their own; one worker SIGKILLed mid-export. The Celery provider goes to .local/e2e-celery, not .venv.
+e2e-celery: install
+	$(BIN)/python -u -m tests.e2e.celery $(E2E_ARGS)
 
 BENCH_ARGS ?=
 

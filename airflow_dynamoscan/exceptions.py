@@ -27,6 +27,10 @@ class DestinationError(DynamoScanError, OSError):
     """An export destination (a local directory or an S3 prefix) could not be read or written; names the destination."""
 
 
+class DestinationBusyError(DestinationError):
+    """A destination was refused for a reason that may pass (another task is committing there): a retry may succeed."""
+
+
 class InvalidItemError(DynamoScanError, ValueError):
     """An item holds a value DynamoDB cannot store (a float, an empty set, an unsupported type)."""
 

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from airflow_dynamoscan.compat import AirflowFailException, BaseOperator
 from airflow_dynamoscan.exceptions import (
     BatchWriteError,
+    DestinationBusyError,
     DestinationError,
     IncompleteExportError,
     InvalidItemError,
@@ -74,7 +75,8 @@ def is_permanent_error(error: BaseException) -> bool:
     """
     Return whether no retry of the task can fix ``error``: invalid arguments or expressions, a missing table, an
     incomplete export, a transform that raised or returned what cannot be stored, a request DynamoDB rejected as
-    invalid, a destination refused by the package's own checks.
+    invalid, a destination refused by the package's own checks (except a refusal that may pass,
+    :class:`~airflow_dynamoscan.exceptions.DestinationBusyError`).
 
     Throttling, server errors and connection errors (also after the request retry policy gave up, as
     ``RetriesExhaustedError`` or a ``BatchWriteError`` about unprocessed items) are not permanent: a later try may
@@ -84,6 +86,8 @@ def is_permanent_error(error: BaseException) -> bool:
         return True
     if isinstance(error, BatchWriteError):
         return isinstance(error.__cause__, ScanRequestError)  # DynamoDB rejected the batch as invalid
+    if isinstance(error, DestinationBusyError):
+        return False
     if isinstance(error, DestinationError):
         return error.__cause__ is None  # refused by a check of ours, not by a failing storage request
     if isinstance(error, ClientError):

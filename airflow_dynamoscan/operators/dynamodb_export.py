@@ -28,7 +28,7 @@ from airflow_dynamoscan.storage.checkpoints import (
     plan_resume,
 )
 from airflow_dynamoscan.storage.destinations import Destination, normalize_destination
-from airflow_dynamoscan.storage.ownership import ExportIdentity, check_destination_owner, write_marker
+from airflow_dynamoscan.storage.ownership import ExportIdentity, check_destination_owner, claim_destination
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
@@ -322,7 +322,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             checkpoint=checkpoint,
             # Overwriting: the export is not complete again until the manifest task commits it.
             replaces=[MANIFEST_NAME] if self.overwrite else [],
-            claim=lambda: write_marker(destination, identity),
+            claim=lambda: claim_destination(destination, identity, overwrite=self.overwrite),
             max_memory_mb=self.max_memory_mb,
         )
 
