@@ -369,6 +369,7 @@ class DynamoDBScanHook(AwsBaseHook):
     ) -> _T:
         """Call ``scanner`` (items or pages) on one segment (or a serial scan), with that segment's read budget."""
         control = self._segment_control(table_name, segment, total_segments, scan_kwargs, stats)
+        control.log_summary = options.pop("log_summary", True)
         where = {"segment": segment, "total_segments": total_segments}
         return scanner(self._scan_client, table_name, control=control, scan_kwargs=scan_kwargs, **where, **options)
 
@@ -427,12 +428,15 @@ class DynamoDBScanHook(AwsBaseHook):
         deserialize: bool = True,
         exclusive_start_key: dict[str, Any] | None = None,
         stats: ScanStats | None = None,
+        log_summary: bool = True,
         **scan_kwargs: Any,
     ) -> Iterator[ScanPage]:
         """
         Yield the pages of one segment (or of a serial scan with ``None``), with each page's ``LastEvaluatedKey``.
 
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
+        :param log_summary: log the scan's summary line at INFO (``False``: at DEBUG, e.g. for a sample the caller
+            reports itself)
         """
         if segment is not None or total_segments is not None:
             validate_segment(segment, total_segments, table_name)
@@ -445,6 +449,7 @@ class DynamoDBScanHook(AwsBaseHook):
             stats,
             deserialize=deserialize,
             exclusive_start_key=exclusive_start_key,
+            log_summary=log_summary,
         )
 
     def parallel_scan_pages(

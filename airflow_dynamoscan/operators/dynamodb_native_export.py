@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_dynamoscan.compat import AirflowException, AirflowFailException, conf
 from airflow_dynamoscan.exceptions import DestinationError, DynamoScanError, TableNotFoundError
@@ -40,6 +43,7 @@ from airflow_dynamoscan.export.native import (
     read_summary,
     utc_datetime,
 )
+from airflow_dynamoscan.export.schema import key_column_types
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, AwsConnectionOperator
 from airflow_dynamoscan.operators.dynamodb_export import (
@@ -56,6 +60,8 @@ from airflow_dynamoscan.triggers.dynamodb_native_export import (
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
     from airflow_dynamoscan.storage.destinations import Destination
+
+log = logging.getLogger(__name__)
 
 #: How long the operator waits, by default, for an export to finish: DynamoDB's exports of big tables take hours.
 DEFAULT_EXPORT_TIMEOUT = timedelta(hours=24)
@@ -533,6 +539,24 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
         raise AirflowException(f"Table {self.table_name!r}: {event.get('message')}")
 
 
+def table_key_types(hook: DynamoDBScanHook, table_name: str) -> dict[str, str]:
+    """
+    Return the column types of the table's key attributes (see
+    :func:`~airflow_dynamoscan.export.schema.key_column_types`), or ``{}`` when DescribeTable is not possible: a
+    native export outlives its table, and converting it needs no access to the table.
+    """
+    try:
+        return key_column_types(hook.describe_table(table_name))
+    except (DynamoScanError, ClientError, BotoCoreError) as error:
+        log.warning(
+            "Table %s: the key attributes are not known (%s); a converted export without records gets only the "
+            "extra column",
+            table_name,
+            type(error).__name__,
+        )
+        return {}
+
+
 def plan_native_export_files(
     export: dict[str, Any],
     *,
@@ -542,6 +566,7 @@ def plan_native_export_files(
     file_format: str = "jsonl",
     columns: list[str] | None = None,
     plan_schema: bool = True,
+    key_types: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """
     Read a finished export's manifests and return the keyword sets of the mapped convert tasks.
@@ -555,6 +580,8 @@ def plan_native_export_files(
     :param columns: for CSV and Parquet, the attributes to convert, in this order
     :param plan_schema: for CSV and Parquet, plan the export's one schema here
         (:func:`~airflow_dynamoscan.export.native.plan_native_schema`), once, and give it to every convert task
+    :param key_types: the table's key attributes and their column types (see :func:`table_key_types`): the
+        columns of the schema of an export without any record
     :return: ``[{"data_files": [...], "segment": i, "total_segments": n, "incremental": bool,
         "source_bucket": ..., "source_prefix": ...}, ...]``, one per batch (with ``"schema"`` when planned); an
         export without data files gives one empty batch.
@@ -576,7 +603,9 @@ def plan_native_export_files(
             "source_prefix": export.get("s3_prefix"),
         }
         if plan_schema and uses_schema(file_format):
-            schema = plan_native_schema(s3_client, bucket, data_files, incremental=summary.incremental, columns=columns)
+            schema = plan_native_schema(
+                s3_client, bucket, data_files, incremental=summary.incremental, columns=columns, key_types=key_types
+            )
             shared["schema"] = schema.to_json()
     except DynamoScanError as error:
         raise AirflowFailException(str(error)) from error
@@ -665,6 +694,13 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
         self.columns, self.schema = columns, schema
         self.dest_aws_conn_id = self.connection_or_default(dest_aws_conn_id)
 
+    @cached_property
+    def hook(self) -> DynamoDBScanHook:
+        """The hook of the table's connection (its key attributes, for the schema of an export without records)."""
+        return DynamoDBScanHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
+        )
+
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -673,10 +709,22 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
             compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
             prefix = segment_prefix(self.segment, self.total_segments, table_name=self.table_name)
             destination = self._open_destination()
+            s3_client = S3Hook(aws_conn_id=self.aws_conn_id, verify=self.verify).get_conn()
+            data_files = [NativeDataFile.from_dict(data_file) for data_file in self.data_files]
+            schema: Any = self.schema
+            if schema is None and uses_schema(self.file_format):
+                schema = plan_native_schema(
+                    s3_client,
+                    self.source_bucket,
+                    data_files,
+                    incremental=self.incremental,
+                    columns=self.columns,
+                    key_types=table_key_types(self.hook, self.table_name),
+                )
             written = convert_data_files(
-                S3Hook(aws_conn_id=self.aws_conn_id, verify=self.verify).get_conn(),
+                s3_client,
                 self.source_bucket,
-                [NativeDataFile.from_dict(data_file) for data_file in self.data_files],
+                data_files,
                 destination,
                 incremental=self.incremental,
                 file_format=self.file_format,
@@ -684,7 +732,7 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
                 prefix=prefix,
                 max_file_bytes=self.max_file_bytes,
                 columns=self.columns,
-                schema=self.schema,
+                schema=schema,
                 verify_md5=self.verify_md5,
             )
         except DestinationError:

@@ -154,6 +154,7 @@ class ScanControl:
         is logged anyway)
     :param expected_items: returns about how many items the scan reads, for a percentage in progress lines, or
         ``None``; called at most once, when the first line is due
+    :param log_summary: log the scan's summary line at INFO (``False``: at DEBUG)
     :param relaxed_collector: while the scan runs, collect the young generation less often (see
         :func:`relaxed_collector`); the default is ``True`` unless the environment variable
         :data:`RELAXED_COLLECTOR_ENV` is ``0``/``false``/``no``/``off``
@@ -165,6 +166,7 @@ class ScanControl:
     progress_interval: float | None = None
     expected_items: Callable[[], int | None] | None = None
     relaxed_collector: bool = field(default_factory=lambda: relaxed_collector_default())
+    log_summary: bool = True
 
 
 class _ScanStopped(Exception):
@@ -187,6 +189,7 @@ def _start_run(control: ScanControl | None, table_name: str, scope: str) -> _Sca
         interval=control.progress_interval,
         expected_items=control.expected_items,
         read_capacity_budget=control.pacer.units_per_second if control.pacer is not None else None,
+        summary_level=logging.INFO if control.log_summary else logging.DEBUG,
     )
     return _ScanRun(control, progress)
 
@@ -268,17 +271,43 @@ def serialize_expression_values(table_name: str, values: object) -> dict[str, An
         if is_attribute_value(value):
             serialized[placeholder] = dict(value)
             continue
-        try:
-            serialized[placeholder] = _serializer.serialize(value)
-        except (TypeError, ValueError) as error:
-            kind = type(value).__name__
-            hint = "use decimal.Decimal or int" if isinstance(value, float) else str(error)
-            raise InvalidScanArgumentError(
-                f"Table {table_name!r}: ExpressionAttributeValues[{placeholder!r}] is a {kind}, which DynamoDB "
-                f"cannot store ({hint}). Allowed: str, int, decimal.Decimal, bytes, bool, None, non-empty sets, "
-                'lists, dicts, or an AttributeValue such as {"S": "paid"}.'
-            ) from None
+        problem = _unstorable(value)
+        if problem is None:
+            try:
+                serialized[placeholder] = _serializer.serialize(value)
+                continue
+            except (TypeError, ValueError) as error:
+                problem = "use decimal.Decimal or int" if isinstance(value, float) else str(error)
+            except ArithmeticError:  # decimal.Inexact, decimal.Rounded: more digits than DynamoDB keeps
+                problem = f"a number of more than {_MAX_NUMBER_DIGITS} significant digits"
+        raise InvalidScanArgumentError(
+            f"Table {table_name!r}: ExpressionAttributeValues[{placeholder!r}] is a {type(value).__name__}, which "
+            f"DynamoDB cannot store ({problem}). Allowed: str, int, decimal.Decimal (at most {_MAX_NUMBER_DIGITS} "
+            "significant digits), bytes, bool, None, non-empty sets, lists, dicts, or an AttributeValue such as "
+            '{"S": "paid"}.'
+        ) from None
     return serialized
+
+
+#: DynamoDB keeps numbers of up to 38 significant digits.
+_MAX_NUMBER_DIGITS = 38
+
+
+def _unstorable(value: object) -> str | None:
+    """What DynamoDB refuses in a plain Python value that boto3's serializer lets through (an empty set), or None."""
+    if isinstance(value, (set, frozenset)):
+        return "an empty set; DynamoDB sets hold at least one element" if not value else None
+    if isinstance(value, Mapping):
+        values: Any = value.values()
+    elif isinstance(value, (list, tuple)):
+        values = value
+    else:
+        return None
+    for element in values:
+        problem = _unstorable(element)
+        if problem is not None:
+            return problem
+    return None
 
 
 def check_scan_kwargs(
