@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from airflow_dynamoscan.exceptions import DynamoScanError
+from airflow_dynamoscan.exceptions import DynamoScanError, MissingRegionError
 from airflow_dynamoscan.scan.decode import install_fast_decoding
 from airflow_dynamoscan.scan.pacing import (
     ReadCapacityPacer,
@@ -133,6 +133,25 @@ class DynamoDBScanHook(AwsBaseHook):
         self._descriptions: dict[str, dict[str, Any]] = {}
         self._descriptions_lock = threading.Lock()
 
+    def get_client_type(
+        self, region_name: str | None = None, config: Config | None = None, deferrable: bool = False
+    ) -> Any:
+        """
+        :meth:`AwsBaseHook.get_client_type`, refusing a connection that names no region in words that say which
+        connection and how to give it one.
+
+        :raises MissingRegionError: neither ``region_name``, the connection's extra nor the environment name a
+            region.
+        """
+        try:
+            return super().get_client_type(region_name=region_name, config=config, deferrable=deferrable)
+        except NoRegionError:
+            raise MissingRegionError(
+                f"Connection {self.aws_conn_id!r} names no AWS region: set region_name in its extra "
+                '({"region_name": "us-east-1"}), pass region_name= to the task, or set AWS_DEFAULT_REGION where it '
+                "runs."
+            ) from None
+
     @property
     def client(self) -> Any:
         """
@@ -171,12 +190,17 @@ class DynamoDBScanHook(AwsBaseHook):
 
         :raises TableNotFoundError: naming the table, the region and the endpoint (not cached: a table created
             later is found).
+        :raises MissingRegionError: the connection names no region.
         """
         with self._descriptions_lock:
             cached = self._descriptions.get(table_name)
             if cached is None:
+                try:
+                    client = self._scan_client
+                except MissingRegionError as error:
+                    raise MissingRegionError(f"Table {table_name!r}: {error}") from None
                 response = call_dynamodb(
-                    self._scan_client,
+                    client,
                     "describe_table",
                     table_name,
                     {"TableName": table_name},

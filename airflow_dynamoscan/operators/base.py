@@ -16,6 +16,7 @@ from airflow_dynamoscan.exceptions import (
     IncompleteExportError,
     InvalidItemError,
     InvalidScanArgumentError,
+    MissingBucketError,
     ScanRequestError,
     SchemaMismatchError,
     TableNotFoundError,
@@ -48,6 +49,7 @@ _PERMANENT_ERRORS = (
     IncompleteExportError,
     InvalidItemError,
     InvalidScanArgumentError,
+    MissingBucketError,
     ParamValidationError,
     ScanRequestError,
     SchemaMismatchError,
@@ -62,7 +64,8 @@ def is_permanent_error(error: BaseException) -> bool:
     """
     Return whether no retry of the task can fix ``error``: invalid arguments or expressions, a missing table, an
     incomplete export, a transform that raised or returned what cannot be stored, a request DynamoDB rejected as
-    invalid, a destination refused by the package's own checks.
+    invalid, a destination refused by the package's own checks or in a bucket that does not exist, a connection
+    without a region.
 
     Throttling, server errors and connection errors (also after the request retry policy gave up, as
     ``RetriesExhaustedError`` or a ``BatchWriteError`` about unprocessed items) are not permanent: a later try may

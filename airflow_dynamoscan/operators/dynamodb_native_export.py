@@ -594,6 +594,7 @@ def plan_native_export_files(
             f"{sorted(export)}."
         )
     try:
+        validate_format(file_format, None, table_name=export.get("table_name"))
         summary = read_summary(s3_client, bucket, key)
         data_files = read_data_files(s3_client, summary)
         batches = batch_data_files(data_files, files_per_task, max_batches=max_tasks)
