@@ -307,11 +307,29 @@ class DynamoDBScanHook(AwsBaseHook):
         :raises TableNotFoundError: the table does not exist.
         :raises InvalidScanArgumentError: a bound is not a positive integer or the bounds cross.
         """
-        size = int(self.describe_table(table_name).get("TableSizeBytes", 0))
+        table = self.describe_table(table_name)
+        size = int(table.get("TableSizeBytes", 0))
         planned = plan_segment_count(
             size, bytes_per_segment=bytes_per_segment, min_segments=min_segments, max_segments=max_segments
         )
-        self.log.info("Table %s holds %s bytes: planned %s segment(s)", table_name, size, planned)
+        self.log.info(
+            "Table %s: planned %s segment(s), one per %s bytes (at least %s, at most %s), from DescribeTable's "
+            "TableSizeBytes=%s and ItemCount=%s",
+            table_name,
+            planned,
+            bytes_per_segment,
+            min_segments,
+            max_segments,
+            size,
+            table.get("ItemCount"),
+        )
+        if size == 0:
+            self.log.info(
+                "Table %s: DynamoDB refreshes TableSizeBytes and ItemCount about every six hours, so a new or "
+                "recently filled table may show 0 bytes while it holds items; give total_segments to choose the "
+                "count yourself",
+                table_name,
+            )
         return planned
 
     def scan(
@@ -344,7 +362,8 @@ class DynamoDBScanHook(AwsBaseHook):
 
         :param total_segments: segment count; ``None`` plans it from the table's size (:meth:`plan_segments`),
             never fewer than the workers
-        :param max_workers: threads (default: ``min(8, total_segments)``)
+        :param max_workers: threads (default: ``min(8, total_segments)``, fewer if the memory budget holds fewer:
+            6 within the default ``max_memory_mb=64``, 8 from 80)
         :param max_pages_in_flight: what waits for the caller at most (default: one per worker). With fast
             decoding the workers hand over bodies, which the caller's side parses one page ahead, so at most one
             parsed page waits; without it, each waiting page is parsed and each worker holds one more. Memory

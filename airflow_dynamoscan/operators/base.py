@@ -199,7 +199,8 @@ class DynamoDBScanBaseOperator(AwsConnectionOperator):
     :param total_segments: the segment count (see above)
     :param scan_kwargs: Scan keywords, e.g. ``FilterExpression``, ``ConsistentRead``, ``Limit`` (templated);
         ``ExpressionAttributeValues`` as plain Python values (``{":s": "paid"}``) or AttributeValues
-    :param max_workers: threads of a whole-table read in one task (default ``min(8, total_segments)``)
+    :param max_workers: threads of a whole-table read in one task (default ``min(8, total_segments)``, fewer if
+        the memory budget holds fewer: 6 within the default ``max_memory_mb=64``, 8 from 80)
     :param aws_conn_id: the Airflow connection of the DynamoDB table; ``None`` uses boto3's default credentials
     :param region_name: AWS region; default: the connection's
     :param verify: whether to verify SSL certificates, or a CA bundle path; default: the connection's

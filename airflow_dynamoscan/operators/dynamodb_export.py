@@ -245,6 +245,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         self.max_memory_mb = max_memory_mb
 
     def execute(self, context: Context) -> dict[str, Any]:
+        # First: a task that fails on its arguments still has its links, and Airflow finds the XCom it looks for.
+        self._persist_links(context, self.destination)
         compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
         segment, total_segments = self.validated_segment()
         scan_kwargs = self.validated_scan_kwargs()
@@ -264,13 +266,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         )
         check_destination_owner(destination, identity, overwrite=self.overwrite)
         self.hook.describe_table(self.table_name)  # a missing table fails before anything is written
-        persist_links(
-            context,
-            self,
-            self.hook,
-            (DynamoDBTableLink, {"table_name": self.table_name}),
-            (ExportDestinationLink, {"destination": destination.uri}),
-        )
+        if destination.uri != self.destination:
+            self._persist_links(context, destination.uri)
         if schema is None and uses_schema(self.file_format):
             schema = sample_export_schema(self.hook, self.table_name, scan_kwargs, columns=self.columns)
         prefix = segment_prefix(exported_segment, exported_total, table_name=self.table_name)
@@ -289,6 +286,15 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         written = self._write_parts(pages, destination, identity, plan.checkpoint, schema)
         delete_checkpoint(destination, prefix)
         return self._result(written, destination, identity, exported_segment, started_at)
+
+    def _persist_links(self, context: Context, destination: str) -> None:
+        persist_links(
+            context,
+            self,
+            self.hook,
+            (DynamoDBTableLink, {"table_name": self.table_name}),
+            (ExportDestinationLink, {"destination": destination}),
+        )
 
     def _plan_resume(
         self,

@@ -635,14 +635,22 @@ def _plan_workers(
     requested = validate_max_workers(
         min(DEFAULT_MAX_WORKERS, segments) if max_workers is None else max_workers, table_name
     )
-    workers = budget.max_workers(max(1, min(requested, segments)), parsed_by_caller=parsed_by_caller)
-    if workers < min(requested, segments):
-        log.info(
-            "Parallel scan of %s: %s workers instead of %s, within max_memory_mb=%s",
+    wanted = max(1, min(requested, segments))
+    workers = budget.max_workers(wanted, parsed_by_caller=parsed_by_caller)
+    if workers < wanted:
+        # By default a scan runs as many workers (up to DEFAULT_MAX_WORKERS) as its memory budget holds; only
+        # workers asked for by name, and not run, are worth a line at INFO.
+        log.log(
+            logging.DEBUG if max_workers is None else logging.INFO,
+            "Parallel scan of %s: %s workers instead of the %s asked for: max_memory_mb=%s holds the pages of %s; "
+            "max_memory_mb=%s runs %s",
             table_name,
             workers,
-            requested,
+            wanted,
             budget.max_memory_mb,
+            workers,
+            budget.memory_for_workers(wanted, parsed_by_caller=parsed_by_caller),
+            wanted,
         )
     in_flight = budget.pages_in_flight(workers, parsed_by_caller=parsed_by_caller)
     if max_pages_in_flight is None:
