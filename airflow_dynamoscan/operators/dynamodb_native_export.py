@@ -54,6 +54,7 @@ from airflow_dynamoscan.operators.dynamodb_export import (
 from airflow_dynamoscan.triggers.dynamodb_native_export import (
     DEFAULT_POLL_INTERVAL,
     DynamoDBNativeExportTrigger,
+    DynamoDBRestorableTimeTrigger,
     json_description,
 )
 
@@ -235,7 +236,9 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
     :param poll_interval: seconds between two DescribeExport calls (default 60)
     :param timeout: how long to wait for the export (default 24 hours), a ``timedelta`` or seconds
     :param restorable_wait: how long to wait for an export time a few minutes old to become restorable
-        (point-in-time backups lag behind the table by about five minutes); default 15 minutes
+        (point-in-time backups lag behind the table by about five minutes); default 15 minutes. With
+        ``deferrable=True`` this wait runs in the triggerer too
+        (:class:`~airflow_dynamoscan.triggers.dynamodb_native_export.DynamoDBRestorableTimeTrigger`)
     :param aws_conn_id: the Airflow connection of the table (also used to check the bucket)
     :param region_name: AWS region; default: the connection's
     :param verify: SSL verification, as for the Amazon provider's operators
@@ -296,6 +299,7 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
         self.poll_interval = _duration(table_name, "poll_interval", poll_interval).total_seconds()
         self.export_timeout = None if timeout is None else _duration(table_name, "timeout", timeout)
         self.restorable_wait = _duration(table_name, "restorable_wait", restorable_wait, zero_allowed=True)
+        self._restorable_wait_spent = False
         check_export_choices(self)
 
     @cached_property
@@ -354,16 +358,48 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
             latest = recovery.get("LatestRestorableDateTime")
             if latest is None or last <= utc_datetime(latest, "LatestRestorableDateTime"):
                 return
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._restorable_wait_spent:
                 # Retryable: the backups catch up within minutes.
                 raise AirflowException(
                     f"Table {self.table_name!r}: the export time {last.isoformat()} is after the latest restorable "
                     f"time {utc_datetime(latest, 'LatestRestorableDateTime').isoformat()}; a retry will find it "
                     "restorable."
                 )
+            if self.deferrable:
+                self._defer_until_restorable(name, last)
             self.log.info("Waiting for %s to become restorable (latest: %s)", last.isoformat(), latest)
             time.sleep(min(30.0, self.poll_interval))
             recovery = self._recovery(name)
+
+    def _defer_until_restorable(self, name: str, moment: datetime) -> None:
+        """Hand the wait for ``moment`` to become restorable to the triggerer, for at most ``restorable_wait``."""
+        wait = self.restorable_wait.total_seconds()
+        self.log.info(
+            "Waiting in the triggerer, for at most %s s, for %s to become restorable", wait, moment.isoformat()
+        )
+        self.defer(
+            trigger=DynamoDBRestorableTimeTrigger(
+                table_name=name,
+                export_time=moment.isoformat(),
+                poll_interval=min(30.0, self.poll_interval),
+                timeout=wait,
+                **self._connection(),
+            ),
+            method_name="execute_after_restorable_wait",
+            timeout=self.restorable_wait + timedelta(minutes=5),
+        )
+
+    def execute_after_restorable_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """
+        Resume after the restorable-time trigger: start the export (its time is restorable now), or, when the wait
+        ran out, fail so that a retry tries again.
+        """
+        event = event or {}
+        if event.get("status") != "restorable":
+            raise AirflowException(f"Table {self.table_name!r}: {event.get('message')}; a retry tries again.")
+        self._restorable_wait_spent = True  # the time is checked once more, and never waited for twice
+        result: dict[str, Any] = self.execute(context)
+        return result
 
     def _check_bucket(self) -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
