@@ -20,6 +20,7 @@ import gc
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -271,6 +272,17 @@ def serialize_expression_values(table_name: str, values: object) -> dict[str, An
         if is_attribute_value(value):
             serialized[placeholder] = dict(value)
             continue
+        if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+            # A template renders as text: "{{ params.min }}" gives "5", a string, which never equals a number.
+            log.warning(
+                "Table %s: ExpressionAttributeValues[%r] is a string that looks like a number; it is sent as a "
+                'string ({"S": ...}), which matches no number attribute. A templated value renders as text: for a '
+                'number, write {"%s": {"N": "{{ ... }}"}} or set render_template_as_native_obj=True on the DAG '
+                "(see docs/troubleshooting.md)",
+                table_name,
+                placeholder,
+                placeholder,
+            )
         problem = _unstorable(value)
         if problem is None:
             try:
@@ -288,6 +300,9 @@ def serialize_expression_values(table_name: str, values: object) -> dict[str, An
         ) from None
     return serialized
 
+
+#: Text a template renders from a number: "5", "-2.50", "1e3".
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 #: DynamoDB keeps numbers of up to 38 significant digits.
 _MAX_NUMBER_DIGITS = 38
