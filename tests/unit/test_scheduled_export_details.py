@@ -24,7 +24,7 @@ from airflow_dynamoscan.native_task_groups import (
     dynamodb_native_export_to_files,
     dynamodb_table_export,
 )
-from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportOperator
+from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportOperator, sample_export_schema
 from airflow_dynamoscan.scan.scanner import check_scan_kwargs
 from devtools.sample_data import load_sample_table
 from tests.conftest import make_client
@@ -220,3 +220,18 @@ def test_a_number_templated_into_a_filter_value_is_warned_about(caplog: pytest.L
         'write {":min": {"N": "{{ ... }}"}} or set render_template_as_native_obj=True on the DAG (see '
         "docs/troubleshooting.md)"
     ]
+
+
+def test_the_schema_sample_is_reported_once_as_a_sample(
+    aws_calls: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="airflow_dynamoscan"):
+        result = sample_export_schema(DynamoDBScanHook(), "orders")
+    lines = [record.getMessage() for record in caplog.records if record.levelno >= logging.INFO]
+    assert [line for line in lines if "stopped early" in line] == []  # the sample's scans: DEBUG only
+    columns = ", ".join(f"{column.name} {column.type}" for column in result.columns)
+    assert lines == [
+        "Table orders: planned the export's schema from a sample of 20 item(s) (the first page of each of 4 sample "
+        f"segments, read and then stopped): {columns}"
+    ]
+    assert aws_calls.count("Scan") == 4
