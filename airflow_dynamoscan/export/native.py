@@ -66,7 +66,7 @@ WRITE_TIME_FIELD = "_write_time_micros"
 #: Items per page handed to the encoders while converting.
 CONVERT_PAGE_ITEMS = 1000
 
-#: A converted export's one schema (CSV, Parquet) is planned from the first rows of its first data files.
+#: A converted export's one schema (CSV, Parquet) is planned from the first rows of its first data files with records.
 SCHEMA_SAMPLE_FILES = 8
 SCHEMA_SAMPLE_ROWS_PER_FILE = 1000
 
@@ -490,26 +490,48 @@ def plan_native_schema(
     *,
     incremental: bool,
     columns: Sequence[str] | None = None,
+    key_types: Mapping[str, str] | None = None,
 ) -> ExportSchema:
     """
     Plan the one schema of a CSV or Parquet conversion of a native export, from a bounded sample: the first
-    :data:`SCHEMA_SAMPLE_ROWS_PER_FILE` rows of each of its first :data:`SCHEMA_SAMPLE_FILES` data files, as
-    :func:`read_rows` gives them (so an incremental export's schema has ``_op`` and ``_write_time_micros``).
+    :data:`SCHEMA_SAMPLE_ROWS_PER_FILE` rows of each of the first :data:`SCHEMA_SAMPLE_FILES` data files that
+    hold records, as :func:`read_rows` gives them (so an incremental export's schema has ``_op`` and
+    ``_write_time_micros``). Files the manifest lists as empty (DynamoDB writes one per partition, empty ones
+    too, listed in any order) are skipped without being read, however many come first.
 
     Give it to every convert task (``schema=``), so all parts of the export share it; attributes the sample did
-    not show go to the schema's extra column. See :func:`~airflow_dynamoscan.export.schema.plan_schema`.
+    not show go to the schema's extra column. An export without any record (an empty table, a quiet incremental
+    window) gets the table's key attributes (``key_types``, with ``_op`` and ``_write_time_micros`` for an
+    incremental export) and the extra column. See :func:`~airflow_dynamoscan.export.schema.plan_schema`.
 
     :param columns: the attributes to convert, in this order (the others omitted)
+    :param key_types: the table's key attributes and their column types
+        (:func:`~airflow_dynamoscan.export.schema.key_column_types`); ``None``: not known
     :raises NativeExportError: a sampled data file is missing or malformed.
     """
     sample: list[dict[str, Any]] = []
-    for data_file in data_files[:SCHEMA_SAMPLE_FILES]:
+    sampled_files = 0
+    for data_file in data_files:
+        if sampled_files >= SCHEMA_SAMPLE_FILES:
+            break
+        if data_file.item_count <= 0:
+            continue
+        sampled_files += 1
         rows = read_rows(s3_client, bucket, data_file, incremental=incremental, attribute_values=False)
         try:
             sample.extend(itertools.islice(rows, SCHEMA_SAMPLE_ROWS_PER_FILE))
         finally:
             rows.close()
-    return plan_schema(sample, columns=columns)
+    types = dict(key_types or {})
+    if incremental:
+        types = {OPERATION_FIELD: "string", WRITE_TIME_FIELD: "int64", **types}
+    log.info(
+        "Planned the converted export's schema from %s record(s) of %s of its %s data file(s) (empty files skipped)",
+        len(sample),
+        sampled_files,
+        len(data_files),
+    )
+    return plan_schema(sample, columns=columns, key_types=types)
 
 
 def _pages(rows: Iterator[dict[str, Any]]) -> Iterator[ScanPage]:

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from airflow_dynamoscan.exceptions import DynamoScanError
+from airflow_dynamoscan.exceptions import DynamoScanError, MissingRegionError
 from airflow_dynamoscan.scan.decode import install_fast_decoding
 from airflow_dynamoscan.scan.pacing import (
     ReadCapacityPacer,
@@ -133,6 +133,25 @@ class DynamoDBScanHook(AwsBaseHook):
         self._descriptions: dict[str, dict[str, Any]] = {}
         self._descriptions_lock = threading.Lock()
 
+    def get_client_type(
+        self, region_name: str | None = None, config: Config | None = None, deferrable: bool = False
+    ) -> Any:
+        """
+        :meth:`AwsBaseHook.get_client_type`, refusing a connection that names no region in words that say which
+        connection and how to give it one.
+
+        :raises MissingRegionError: neither ``region_name``, the connection's extra nor the environment name a
+            region.
+        """
+        try:
+            return super().get_client_type(region_name=region_name, config=config, deferrable=deferrable)
+        except NoRegionError:
+            raise MissingRegionError(
+                f"Connection {self.aws_conn_id!r} names no AWS region: set region_name in its extra "
+                '({"region_name": "us-east-1"}), pass region_name= to the task, or set AWS_DEFAULT_REGION where it '
+                "runs."
+            ) from None
+
     @property
     def client(self) -> Any:
         """
@@ -171,12 +190,17 @@ class DynamoDBScanHook(AwsBaseHook):
 
         :raises TableNotFoundError: naming the table, the region and the endpoint (not cached: a table created
             later is found).
+        :raises MissingRegionError: the connection names no region.
         """
         with self._descriptions_lock:
             cached = self._descriptions.get(table_name)
             if cached is None:
+                try:
+                    client = self._scan_client
+                except MissingRegionError as error:
+                    raise MissingRegionError(f"Table {table_name!r}: {error}") from None
                 response = call_dynamodb(
-                    self._scan_client,
+                    client,
                     "describe_table",
                     table_name,
                     {"TableName": table_name},
@@ -283,11 +307,29 @@ class DynamoDBScanHook(AwsBaseHook):
         :raises TableNotFoundError: the table does not exist.
         :raises InvalidScanArgumentError: a bound is not a positive integer or the bounds cross.
         """
-        size = int(self.describe_table(table_name).get("TableSizeBytes", 0))
+        table = self.describe_table(table_name)
+        size = int(table.get("TableSizeBytes", 0))
         planned = plan_segment_count(
             size, bytes_per_segment=bytes_per_segment, min_segments=min_segments, max_segments=max_segments
         )
-        self.log.info("Table %s holds %s bytes: planned %s segment(s)", table_name, size, planned)
+        self.log.info(
+            "Table %s: planned %s segment(s), one per %s bytes (at least %s, at most %s), from DescribeTable's "
+            "TableSizeBytes=%s and ItemCount=%s",
+            table_name,
+            planned,
+            bytes_per_segment,
+            min_segments,
+            max_segments,
+            size,
+            table.get("ItemCount"),
+        )
+        if size == 0:
+            self.log.info(
+                "Table %s: DynamoDB refreshes TableSizeBytes and ItemCount about every six hours, so a new or "
+                "recently filled table may show 0 bytes while it holds items; give total_segments to choose the "
+                "count yourself",
+                table_name,
+            )
         return planned
 
     def scan(
@@ -320,7 +362,8 @@ class DynamoDBScanHook(AwsBaseHook):
 
         :param total_segments: segment count; ``None`` plans it from the table's size (:meth:`plan_segments`),
             never fewer than the workers
-        :param max_workers: threads (default: ``min(8, total_segments)``)
+        :param max_workers: threads (default: ``min(8, total_segments)``, fewer if the memory budget holds fewer:
+            6 within the default ``max_memory_mb=64``, 8 from 80)
         :param max_pages_in_flight: what waits for the caller at most (default: one per worker). With fast
             decoding the workers hand over bodies, which the caller's side parses one page ahead, so at most one
             parsed page waits; without it, each waiting page is parsed and each worker holds one more. Memory
@@ -369,6 +412,7 @@ class DynamoDBScanHook(AwsBaseHook):
     ) -> _T:
         """Call ``scanner`` (items or pages) on one segment (or a serial scan), with that segment's read budget."""
         control = self._segment_control(table_name, segment, total_segments, scan_kwargs, stats)
+        control.log_summary = options.pop("log_summary", True)
         where = {"segment": segment, "total_segments": total_segments}
         return scanner(self._scan_client, table_name, control=control, scan_kwargs=scan_kwargs, **where, **options)
 
@@ -427,12 +471,15 @@ class DynamoDBScanHook(AwsBaseHook):
         deserialize: bool = True,
         exclusive_start_key: dict[str, Any] | None = None,
         stats: ScanStats | None = None,
+        log_summary: bool = True,
         **scan_kwargs: Any,
     ) -> Iterator[ScanPage]:
         """
         Yield the pages of one segment (or of a serial scan with ``None``), with each page's ``LastEvaluatedKey``.
 
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
+        :param log_summary: log the scan's summary line at INFO (``False``: at DEBUG, e.g. for a sample the caller
+            reports itself)
         """
         if segment is not None or total_segments is not None:
             validate_segment(segment, total_segments, table_name)
@@ -445,6 +492,7 @@ class DynamoDBScanHook(AwsBaseHook):
             stats,
             deserialize=deserialize,
             exclusive_start_key=exclusive_start_key,
+            log_summary=log_summary,
         )
 
     def parallel_scan_pages(

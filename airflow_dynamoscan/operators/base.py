@@ -18,6 +18,7 @@ from airflow_dynamoscan.exceptions import (
     IncompleteExportError,
     InvalidItemError,
     InvalidScanArgumentError,
+    MissingBucketError,
     ScanRequestError,
     SchemaMismatchError,
     TableNotFoundError,
@@ -61,6 +62,7 @@ _PERMANENT_ERRORS = (
     IncompleteExportError,
     InvalidItemError,
     InvalidScanArgumentError,
+    MissingBucketError,
     ParamValidationError,
     ScanRequestError,
     SchemaMismatchError,
@@ -76,7 +78,8 @@ def is_permanent_error(error: BaseException) -> bool:
     Return whether no retry of the task can fix ``error``: invalid arguments or expressions, a missing table, an
     incomplete export, a transform that raised or returned what cannot be stored, a request DynamoDB rejected as
     invalid, a destination refused by the package's own checks (except a refusal that may pass,
-    :class:`~airflow_dynamoscan.exceptions.DestinationBusyError`).
+    :class:`~airflow_dynamoscan.exceptions.DestinationBusyError`) or in a bucket that does not exist, a connection
+    without a region.
 
     Throttling, server errors and connection errors (also after the request retry policy gave up, as
     ``RetriesExhaustedError`` or a ``BatchWriteError`` about unprocessed items) are not permanent: a later try may
@@ -212,7 +215,8 @@ class DynamoDBScanBaseOperator(AwsConnectionOperator):
     :param total_segments: the segment count (see above)
     :param scan_kwargs: Scan keywords, e.g. ``FilterExpression``, ``ConsistentRead``, ``Limit`` (templated);
         ``ExpressionAttributeValues`` as plain Python values (``{":s": "paid"}``) or AttributeValues
-    :param max_workers: threads of a whole-table read in one task (default ``min(8, total_segments)``)
+    :param max_workers: threads of a whole-table read in one task (default ``min(8, total_segments)``, fewer if
+        the memory budget holds fewer: 6 within the default ``max_memory_mb=64``, 8 from 80)
     :param aws_conn_id: the Airflow connection of the DynamoDB table; ``None`` uses boto3's default credentials
     :param region_name: AWS region; default: the connection's
     :param verify: whether to verify SSL certificates, or a CA bundle path; default: the connection's

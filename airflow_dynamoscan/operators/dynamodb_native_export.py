@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_dynamoscan.compat import AirflowException, AirflowFailException, conf
 from airflow_dynamoscan.exceptions import DestinationError, DynamoScanError, TableNotFoundError
@@ -40,6 +43,7 @@ from airflow_dynamoscan.export.native import (
     read_summary,
     utc_datetime,
 )
+from airflow_dynamoscan.export.schema import key_column_types
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, AwsConnectionOperator
 from airflow_dynamoscan.operators.dynamodb_export import (
@@ -50,12 +54,15 @@ from airflow_dynamoscan.operators.dynamodb_export import (
 from airflow_dynamoscan.triggers.dynamodb_native_export import (
     DEFAULT_POLL_INTERVAL,
     DynamoDBNativeExportTrigger,
+    DynamoDBRestorableTimeTrigger,
     json_description,
 )
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
     from airflow_dynamoscan.storage.destinations import Destination
+
+log = logging.getLogger(__name__)
 
 #: How long the operator waits, by default, for an export to finish: DynamoDB's exports of big tables take hours.
 DEFAULT_EXPORT_TIMEOUT = timedelta(hours=24)
@@ -229,7 +236,9 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
     :param poll_interval: seconds between two DescribeExport calls (default 60)
     :param timeout: how long to wait for the export (default 24 hours), a ``timedelta`` or seconds
     :param restorable_wait: how long to wait for an export time a few minutes old to become restorable
-        (point-in-time backups lag behind the table by about five minutes); default 15 minutes
+        (point-in-time backups lag behind the table by about five minutes); default 15 minutes. With
+        ``deferrable=True`` this wait runs in the triggerer too
+        (:class:`~airflow_dynamoscan.triggers.dynamodb_native_export.DynamoDBRestorableTimeTrigger`)
     :param aws_conn_id: the Airflow connection of the table (also used to check the bucket)
     :param region_name: AWS region; default: the connection's
     :param verify: SSL verification, as for the Amazon provider's operators
@@ -290,6 +299,7 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
         self.poll_interval = _duration(table_name, "poll_interval", poll_interval).total_seconds()
         self.export_timeout = None if timeout is None else _duration(table_name, "timeout", timeout)
         self.restorable_wait = _duration(table_name, "restorable_wait", restorable_wait, zero_allowed=True)
+        self._restorable_wait_spent = False
         check_export_choices(self)
 
     @cached_property
@@ -348,16 +358,48 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
             latest = recovery.get("LatestRestorableDateTime")
             if latest is None or last <= utc_datetime(latest, "LatestRestorableDateTime"):
                 return
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._restorable_wait_spent:
                 # Retryable: the backups catch up within minutes.
                 raise AirflowException(
                     f"Table {self.table_name!r}: the export time {last.isoformat()} is after the latest restorable "
                     f"time {utc_datetime(latest, 'LatestRestorableDateTime').isoformat()}; a retry will find it "
                     "restorable."
                 )
+            if self.deferrable:
+                self._defer_until_restorable(name, last)
             self.log.info("Waiting for %s to become restorable (latest: %s)", last.isoformat(), latest)
             time.sleep(min(30.0, self.poll_interval))
             recovery = self._recovery(name)
+
+    def _defer_until_restorable(self, name: str, moment: datetime) -> None:
+        """Hand the wait for ``moment`` to become restorable to the triggerer, for at most ``restorable_wait``."""
+        wait = self.restorable_wait.total_seconds()
+        self.log.info(
+            "Waiting in the triggerer, for at most %s s, for %s to become restorable", wait, moment.isoformat()
+        )
+        self.defer(
+            trigger=DynamoDBRestorableTimeTrigger(
+                table_name=name,
+                export_time=moment.isoformat(),
+                poll_interval=min(30.0, self.poll_interval),
+                timeout=wait,
+                **self._connection(),
+            ),
+            method_name="execute_after_restorable_wait",
+            timeout=self.restorable_wait + timedelta(minutes=5),
+        )
+
+    def execute_after_restorable_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """
+        Resume after the restorable-time trigger: start the export (its time is restorable now), or, when the wait
+        ran out, fail so that a retry tries again.
+        """
+        event = event or {}
+        if event.get("status") != "restorable":
+            raise AirflowException(f"Table {self.table_name!r}: {event.get('message')}; a retry tries again.")
+        self._restorable_wait_spent = True  # the time is checked once more, and never waited for twice
+        result: dict[str, Any] = self.execute(context)
+        return result
 
     def _check_bucket(self) -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -533,6 +575,24 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
         raise AirflowException(f"Table {self.table_name!r}: {event.get('message')}")
 
 
+def table_key_types(hook: DynamoDBScanHook, table_name: str) -> dict[str, str]:
+    """
+    Return the column types of the table's key attributes (see
+    :func:`~airflow_dynamoscan.export.schema.key_column_types`), or ``{}`` when DescribeTable is not possible: a
+    native export outlives its table, and converting it needs no access to the table.
+    """
+    try:
+        return key_column_types(hook.describe_table(table_name))
+    except (DynamoScanError, ClientError, BotoCoreError) as error:
+        log.warning(
+            "Table %s: the key attributes are not known (%s); a converted export without records gets only the "
+            "extra column",
+            table_name,
+            type(error).__name__,
+        )
+        return {}
+
+
 def plan_native_export_files(
     export: dict[str, Any],
     *,
@@ -542,6 +602,7 @@ def plan_native_export_files(
     file_format: str = "jsonl",
     columns: list[str] | None = None,
     plan_schema: bool = True,
+    key_types: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """
     Read a finished export's manifests and return the keyword sets of the mapped convert tasks.
@@ -555,6 +616,8 @@ def plan_native_export_files(
     :param columns: for CSV and Parquet, the attributes to convert, in this order
     :param plan_schema: for CSV and Parquet, plan the export's one schema here
         (:func:`~airflow_dynamoscan.export.native.plan_native_schema`), once, and give it to every convert task
+    :param key_types: the table's key attributes and their column types (see :func:`table_key_types`): the
+        columns of the schema of an export without any record
     :return: ``[{"data_files": [...], "segment": i, "total_segments": n, "incremental": bool,
         "source_bucket": ..., "source_prefix": ...}, ...]``, one per batch (with ``"schema"`` when planned); an
         export without data files gives one empty batch.
@@ -567,6 +630,7 @@ def plan_native_export_files(
             f"{sorted(export)}."
         )
     try:
+        validate_format(file_format, None, table_name=export.get("table_name"))
         summary = read_summary(s3_client, bucket, key)
         data_files = read_data_files(s3_client, summary)
         batches = batch_data_files(data_files, files_per_task, max_batches=max_tasks)
@@ -576,7 +640,9 @@ def plan_native_export_files(
             "source_prefix": export.get("s3_prefix"),
         }
         if plan_schema and uses_schema(file_format):
-            schema = plan_native_schema(s3_client, bucket, data_files, incremental=summary.incremental, columns=columns)
+            schema = plan_native_schema(
+                s3_client, bucket, data_files, incremental=summary.incremental, columns=columns, key_types=key_types
+            )
             shared["schema"] = schema.to_json()
     except DynamoScanError as error:
         raise AirflowFailException(str(error)) from error
@@ -665,6 +731,13 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
         self.columns, self.schema = columns, schema
         self.dest_aws_conn_id = self.connection_or_default(dest_aws_conn_id)
 
+    @cached_property
+    def hook(self) -> DynamoDBScanHook:
+        """The hook of the table's connection (its key attributes, for the schema of an export without records)."""
+        return DynamoDBScanHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
+        )
+
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -673,10 +746,22 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
             compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
             prefix = segment_prefix(self.segment, self.total_segments, table_name=self.table_name)
             destination = self._open_destination()
+            s3_client = S3Hook(aws_conn_id=self.aws_conn_id, verify=self.verify).get_conn()
+            data_files = [NativeDataFile.from_dict(data_file) for data_file in self.data_files]
+            schema: Any = self.schema
+            if schema is None and uses_schema(self.file_format):
+                schema = plan_native_schema(
+                    s3_client,
+                    self.source_bucket,
+                    data_files,
+                    incremental=self.incremental,
+                    columns=self.columns,
+                    key_types=table_key_types(self.hook, self.table_name),
+                )
             written = convert_data_files(
-                S3Hook(aws_conn_id=self.aws_conn_id, verify=self.verify).get_conn(),
+                s3_client,
                 self.source_bucket,
-                [NativeDataFile.from_dict(data_file) for data_file in self.data_files],
+                data_files,
                 destination,
                 incremental=self.incremental,
                 file_format=self.file_format,
@@ -684,7 +769,7 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
                 prefix=prefix,
                 max_file_bytes=self.max_file_bytes,
                 columns=self.columns,
-                schema=self.schema,
+                schema=schema,
                 verify_md5=self.verify_md5,
             )
         except DestinationError:

@@ -142,13 +142,7 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
         """
         target_table_name = self.target_table_name or self.table_name
         in_place = target_table_name == self.table_name
-        segment, total_segments = self.validated_segment()
-        scan_kwargs = self.validated_scan_kwargs()
-        if in_place:
-            check_in_place_scan_kwargs(self.table_name, scan_kwargs)
-            self._check_key_change_scope(segment, total_segments)
-        key_names = key_attribute_names(self.hook.describe_table(self.table_name))
-        target_key_names = key_names if in_place else key_attribute_names(self.hook.describe_table(target_table_name))
+        # First: a task that fails on its arguments still has its links, and Airflow finds the XCom it looks for.
         persist_links(
             context,
             self,
@@ -156,6 +150,13 @@ class DynamoDBTransformOperator(DynamoDBScanBaseOperator):
             (DynamoDBTableLink, {"table_name": self.table_name}),
             (DynamoDBTargetTableLink, {"table_name": target_table_name}),
         )
+        segment, total_segments = self.validated_segment()
+        scan_kwargs = self.validated_scan_kwargs()
+        if in_place:
+            check_in_place_scan_kwargs(self.table_name, scan_kwargs)
+            self._check_key_change_scope(segment, total_segments)
+        key_names = key_attribute_names(self.hook.describe_table(self.table_name))
+        target_key_names = key_names if in_place else key_attribute_names(self.hook.describe_table(target_table_name))
         where = "the whole table" if segment is None else f"segment {segment} of {total_segments}"
         self.log.info(
             "Transforming %s of table %s into %s%s",

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from airflow_dynamoscan.exceptions import DestinationError, InvalidScanArgumentError
+from airflow_dynamoscan.exceptions import DestinationError, InvalidScanArgumentError, MissingBucketError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -301,6 +301,12 @@ class S3Destination(Destination):
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
     def _error(self, action: str, relative: str, error: Exception, *, what: str | None = None) -> DestinationError:
+        if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            # No retry creates the bucket: the task fails at once (see MissingBucketError).
+            return MissingBucketError(
+                f"Destination {self.uri!r}: the bucket {self.bucket!r} does not exist (NoSuchBucket); create it, or "
+                "give a destination in an existing bucket (destination='s3://bucket/prefix')."
+            )
         what = repr(relative) if what is None else what
         return DestinationError(f"Destination {self.uri!r}: cannot {action} {what}: {error}")
 
