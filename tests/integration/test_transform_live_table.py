@@ -33,7 +33,8 @@ def read_table(client: Any, table_name: str) -> dict[str, dict[str, Any]]:
 def make_table(client: Any, count: int, **extra: Any) -> str:
     name = unique_table_name("live")
     create_table(client, name)
-    put_items(client, name, [{"pk": f"k{n:02d}", "status": "NEW", "count": 0, "visits": 0, **extra} for n in range(count)])
+    items = [{"pk": f"k{n:02d}", "status": "NEW", "count": 0, "visits": 0, **extra} for n in range(count)]
+    put_items(client, name, items)
     return name
 
 
