@@ -76,7 +76,10 @@ class Uncheckable(Exception):
 
 
 class _ConditionFailed(Exception):
-    pass
+    def __init__(self, resent: bool) -> None:
+        super().__init__("ConditionalCheckFailedException")
+        # Sent more than once: an earlier attempt may have been applied, its answer lost.
+        self.resent = resent
 
 
 def validate_conflict_policy(on_conflict: object, max_conflict_retries: object, table_name: str | None) -> None:
@@ -313,6 +316,12 @@ class ConditionalWriter:
         request = {"TableName": self.table_name, **request}
         if expected is not None:
             request["ReturnConsumedCapacity"] = "TOTAL"
+        retries: list[str] = []
+
+        def count_retry(code: str) -> None:
+            retries.append(code)
+            self._count_retry(code)
+
         try:
             response = call_dynamodb(
                 self.client,
@@ -320,14 +329,14 @@ class ConditionalWriter:
                 self.table_name,
                 request,
                 retry_policy=self.retry_policy,
-                on_retry=self._count_retry,
+                on_retry=count_retry,
                 sleep=self._sleep,
             )
         except ClientError as error:
             if expected is not None and self.pacer is not None:
                 self.pacer.after_write(expected, None)
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise _ConditionFailed from None
+                raise _ConditionFailed(resent=bool(retries)) from None
             raise
         if expected is not None and self.pacer is not None:
             capacity = response.get("ConsumedCapacity") or {}
@@ -470,10 +479,14 @@ class ConditionalWriter:
                     describe_key(key),
                 )
                 return False
-            except _ConditionFailed:
+            except _ConditionFailed as failed:
                 fresh = self.read(key)
-                if fresh is not None and desired is not None and _same_item(fresh, desired):
-                    # The write landed and only its answer was lost: a retry then finds its own result.
+                if fresh is not None and (
+                    _same_item(fresh, desired)
+                    or (failed.resent and _holds_changes(fresh, expected, desired, self.version_attribute))
+                ):
+                    # The write was applied and only its answer was lost: the request sent again found its own
+                    # result (possibly changed since by another writer, in attributes the transform left alone).
                     self._add("skipped_conflicts" if reverting else "written")
                     return not reverting
                 self._add("conflicts")
@@ -637,6 +650,18 @@ def _same(left: Mapping[str, Any] | None, right: Mapping[str, Any] | None) -> bo
 
 def _same_item(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
     return left.keys() == right.keys() and all(_same(value, right[name]) for name, value in left.items())
+
+
+def _holds_changes(
+    item: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any], version_attribute: str | None
+) -> bool:
+    """Whether every attribute that differs between ``before`` and ``after`` holds its ``after`` value in ``item``."""
+    changed = [
+        name
+        for name in before.keys() | after.keys()
+        if name != version_attribute and not _same(before.get(name), after.get(name))
+    ]
+    return bool(changed) and all(_same(item.get(name), after.get(name)) for name in changed)
 
 
 def _key_tuple(key: Mapping[str, Any]) -> tuple[Any, ...]:
