@@ -260,3 +260,123 @@ def test_conditional_writer_refuses_overwrite_and_bad_policies(dynalite_client: 
         ConditionalWriter(dynalite_client, "orders", ["pk"], on_conflict="last")
     with pytest.raises(InvalidScanArgumentError, match=r"max_conflict_retries=-1 is not allowed"):
         DynamoDBTransformOperator(task_id="t", table_name="orders", transform=migrate, max_conflict_retries=-1)
+
+
+class Workload:
+    """
+    An application writing a table for as long as a transform runs: visits (``visits + 1`` on an existing item),
+    deletes, and inserts of new or deleted keys, chosen at random; its own model of every key's state is exact,
+    since it is the only writer of ``visits`` and of the table's set of keys.
+    """
+
+    def __init__(self, client: Any, table_name: str, keys: int, seed: int) -> None:
+        import random
+
+        self.client = client
+        self.table_name = table_name
+        self.random = random.Random(seed)
+        self.keys = [f"k{n:03d}" for n in range(keys)]
+        self.visits: dict[str, int | None] = {pk: 0 for pk in self.keys[: keys * 3 // 4]}
+        self.inserted: set[str] = set()
+        self.stop = threading.Event()
+        self.operations = 0
+
+    def initial_items(self) -> list[dict[str, Any]]:
+        return [{"pk": pk, "status": "NEW", "count": 0, "visits": 0} for pk in self.visits]
+
+    def step(self) -> None:
+        from botocore.exceptions import ClientError
+
+        pk = self.random.choice(self.keys)
+        key = {"pk": {"S": pk}}
+        present = self.visits.get(pk) is not None
+        choice = self.random.random()
+        try:
+            if present and choice < 0.7:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=key,
+                    UpdateExpression="SET visits = visits + :one",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                )
+                self.visits[pk] = (self.visits[pk] or 0) + 1
+            elif present:
+                self.client.delete_item(TableName=self.table_name, Key=key)
+                self.visits[pk] = None
+            else:
+                item = {"pk": {"S": pk}, "status": {"S": "NEW"}, "count": {"N": "0"}, "visits": {"N": "0"}}
+                self.client.put_item(TableName=self.table_name, Item=item)
+                self.visits[pk] = 0
+                self.inserted.add(pk)
+        except ClientError as error:  # pragma: no cover - the model is exact: a failure here is a test bug
+            raise AssertionError(f"the application's write of {pk} failed: {error}") from error
+        self.operations += 1
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.step()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_mapped_transform_beside_a_live_application_under_throttling(
+    dynalite_endpoint: str, dynalite_client: Any, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    import json
+
+    from devtools.dynamodb_proxy import running_proxy
+
+    name = unique_table_name("live")
+    create_table(dynalite_client, name)
+    workload = Workload(dynalite_client, name, keys=160, seed=seed)
+    put_items(dynalite_client, name, workload.initial_items())
+    writes = {"UpdateItem", "PutItem", "DeleteItem"}
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def transform_segment(segment: int) -> None:
+        try:
+            results.append(run(table_name=name, transform=migrate, segment=segment, total_segments=3, max_workers=2))
+        except BaseException as error:  # noqa: BLE001 - reported by the test thread
+            errors.append(error)
+
+    with running_proxy(
+        dynalite_endpoint,
+        throttle_fraction=0.15,
+        drop_fraction=0.05,
+        drop_after_forward=True,
+        fault_operations=writes,
+        seed=seed,
+    ) as proxy:
+        extra = {"region_name": "us-east-1", "endpoint_url": proxy.endpoint_url}
+        connection = {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
+        application = threading.Thread(target=workload.run)
+        application.start()
+        tasks = [threading.Thread(target=transform_segment, args=(segment,)) for segment in range(3)]
+        for task in tasks:
+            task.start()
+        for task in tasks:
+            task.join()
+        workload.stop.set()
+        application.join()
+    assert not errors, errors
+
+    after = read_table(dynalite_client, name)
+    totals = {key: sum(result[key] for result in results) for key in ("conflicts", "reapplied", "skipped_conflicts")}
+    faults = sum(
+        proxy.stats.operation(operation).throttled + proxy.stats.operation(operation).dropped for operation in writes
+    )
+    print(f"\n[seed {seed}] application writes {workload.operations}, write faults {faults}, {totals}")
+    assert faults > 0
+    # No deleted item is back, no item is missing, and no visit of the application is lost.
+    assert {pk: item["visits"] for pk, item in after.items()} == {
+        pk: visits for pk, visits in workload.visits.items() if visits is not None
+    }
+    # No item is transformed twice; an item that was there all along is transformed once, or skipped and reported.
+    assert all(
+        item["count"] in (0, 1) and item["status"] == ("new" if item["count"] else "NEW") for item in after.values()
+    )
+    there_all_along = [pk for pk in after if pk not in workload.inserted]
+    untransformed_items = [pk for pk in there_all_along if after[pk]["count"] == 0]
+    assert len(untransformed_items) <= totals["skipped_conflicts"]
