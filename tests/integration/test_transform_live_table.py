@@ -276,7 +276,7 @@ class Workload:
         self.table_name = table_name
         self.random = random.Random(seed)
         self.keys = [f"k{n:03d}" for n in range(keys)]
-        self.visits: dict[str, int | None] = {pk: 0 for pk in self.keys[: keys * 3 // 4]}
+        self.visits: dict[str, int | None] = dict.fromkeys(self.keys[: keys * 3 // 4], 0)
         self.inserted: set[str] = set()
         self.stop = threading.Event()
         self.operations = 0
