@@ -294,7 +294,9 @@ class TokenBucket:
 
     def _refill(self) -> None:
         now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        # Time saves up to ``burst``; a refund (a take found to cost less than reserved) is kept above it.
+        if self._tokens < self.burst:
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
         self._updated = now
 
     @property
