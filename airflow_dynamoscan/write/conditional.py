@@ -465,7 +465,8 @@ class ConditionalWriter:
         key = self.key_of(expected)
         desired = self.with_next_version(expected, desired)
         conflicts = 0
-        reverting = False  # putting back an item whose added attributes a skip must not transform
+        reverting = False  # putting the item back as another writer left it, which the transform must not change
+        reverted_as = "skipped_conflicts"  # or "reapplied": the transform leaves that item alone
         while True:
             try:
                 outcome = self._replace(key, expected, desired)
@@ -487,7 +488,7 @@ class ConditionalWriter:
                 ):
                     # The write was applied and only its answer was lost: the request sent again found its own
                     # result (possibly changed since by another writer, in attributes the transform left alone).
-                    self._add("skipped_conflicts" if reverting else "written")
+                    self._add(reverted_as if reverting else "written")
                     return not reverting
                 self._add("conflicts")
                 if fresh is None:
@@ -514,7 +515,7 @@ class ConditionalWriter:
             added = [] if outcome.old is None else [name for name in outcome.old if name not in expected]
             if not added:
                 if reverting:
-                    self._add("skipped_conflicts")
+                    self._add(reverted_as)
                     return False
                 self._add("written")
                 if conflicts:
@@ -535,10 +536,12 @@ class ConditionalWriter:
                 continue
             conflicts += 1
             redone = redo(old)
-            if redone is not None and _key_tuple(self.key_of(redone)) != _key_tuple(key):
-                redone = None  # a new key for the new version: the item goes back as it was, and is reported
-                reverting = True
-            target = old if redone is None else redone
+            if redone is None or _key_tuple(self.key_of(redone)) != _key_tuple(key):
+                # The transform leaves the earlier item alone, or gives it another key: it goes back as it was.
+                expected, desired, reverting = now, old, True
+                reverted_as = "reapplied" if redone is None else "skipped_conflicts"
+                continue
+            target = redone
             if _same_item(target, now):
                 self._add("written")
                 self._add("reapplied")

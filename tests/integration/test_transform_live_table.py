@@ -122,6 +122,30 @@ def test_reapply_keeps_every_application_write(dynalite_client: Any) -> None:
     assert (result["scanned"], result["written"]) == (12, 11)
 
 
+def test_an_added_attribute_the_transform_depends_on_is_transformed_from_the_exact_earlier_item(
+    dynalite_client: Any,
+) -> None:
+    name = make_table(dynalite_client, 3)
+
+    def flag_notes(item: dict[str, Any]) -> dict[str, Any]:
+        return {**migrate(item), "has_note": "note" in item}
+
+    app = Application(dynalite_client, name, {"k01": add_attribute})
+
+    def transform(item: dict[str, Any]) -> dict[str, Any]:
+        app.transform(item)
+        return flag_notes(item)
+
+    result = run(table_name=name, transform=transform)
+    after = read_table(dynalite_client, name)
+    # The first write kept the added note but said has_note=False; the item it returned (ALL_OLD) was transformed
+    # again, once, and written over the first write.
+    assert after["k01"] == {"pk": "k01", **transformed(note="added by the application", has_note=True)}
+    assert after["k00"] == {"pk": "k00", **transformed(has_note=False)}
+    assert conflict_counts(result) == (1, 1, 0)
+    assert result["written"] == 3
+
+
 def test_skip_leaves_changed_items_as_the_application_left_them(dynalite_client: Any) -> None:
     name = make_table(dynalite_client, 8)
     app = Application(dynalite_client, name, {"k01": visit, "k02": delete, "k03": add_attribute})
