@@ -81,9 +81,11 @@ BENCH_ARGS ?=
 
 # Exports against the raw floor in one run, each case in its own process: about 6 minutes on 2 idle cores, writes
 # benchmarks/results/ and the tables of docs/benchmarks.md; `BENCH_ARGS=--large` adds a 1,000,000-item memory case,
-# `BENCH_ARGS=--quick` is a 2-minute smoke run.
+# `BENCH_ARGS=--quick` is a 2-minute smoke run. Then the cost of conditional writes to a transform (docs/transforms.md):
+# a local server behind the latency proxy, about 2 minutes (benchmarks/results/transform.md).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.transform_writes $(BENCH_ARGS)
 
 # The supported range, each end in a venv built from nothing under .local/venvs/: the unit and DAG tests on
 # Python 3.10 with Airflow 2.11 and every declared floor (.ci/constraints-lowest.txt), and on Python 3.13 with

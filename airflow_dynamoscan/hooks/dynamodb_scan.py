@@ -15,9 +15,13 @@ from airflow_dynamoscan.exceptions import DynamoScanError, MissingRegionError
 from airflow_dynamoscan.scan.decode import install_fast_decoding
 from airflow_dynamoscan.scan.pacing import (
     ReadCapacityPacer,
+    WriteCapacityPacer,
     read_capacity_budget,
     validate_max_read_capacity_units,
+    validate_max_write_capacity_units,
     validate_read_capacity_fraction,
+    validate_write_capacity_fraction,
+    write_capacity_budget,
 )
 from airflow_dynamoscan.scan.progress import DEFAULT_PROGRESS_INTERVAL, ScanStats, validate_progress_interval
 from airflow_dynamoscan.scan.retry import RetryPolicy, resolve_retry_policy
@@ -40,6 +44,7 @@ from airflow_dynamoscan.scan.segments import (
     validate_segment,
 )
 from airflow_dynamoscan.write.batch import BatchWriter
+from airflow_dynamoscan.write.conditional import DEFAULT_MAX_CONFLICT_RETRIES, REAPPLY, ConditionalWriter
 
 _T = TypeVar("_T")
 
@@ -210,15 +215,104 @@ class DynamoDBScanHook(AwsBaseHook):
         table: dict[str, Any] = cached
         return table
 
-    def batch_writer(self, table_name: str, key_names: Sequence[str], *, threads: int) -> BatchWriter:
+    def batch_writer(
+        self,
+        table_name: str,
+        key_names: Sequence[str],
+        *,
+        threads: int,
+        pacer: WriteCapacityPacer | None = None,
+    ) -> BatchWriter:
         """
         Return a :class:`~airflow_dynamoscan.write.batch.BatchWriter` into ``table_name`` on the hook's own client,
         whose retries follow the hook's ``retry_policy`` (botocore's stay off, as for scans).
 
         :param key_names: the table's key attribute names
         :param threads: how many BatchWriteItem requests may be in flight at once
+        :param pacer: keeps the writes within a write-capacity budget (:meth:`write_capacity_pacer`), or ``None``
         """
-        return BatchWriter(self._scan_client, table_name, key_names, threads=threads, retry_policy=self.retry_policy)
+        return BatchWriter(
+            self._scan_client, table_name, key_names, threads=threads, retry_policy=self.retry_policy, pacer=pacer
+        )
+
+    def conditional_writer(
+        self,
+        table_name: str,
+        key_names: Sequence[str],
+        *,
+        threads: int,
+        on_conflict: str = REAPPLY,
+        max_conflict_retries: int = DEFAULT_MAX_CONFLICT_RETRIES,
+        version_attribute: str | None = None,
+        pacer: WriteCapacityPacer | None = None,
+    ) -> ConditionalWriter:
+        """
+        Return a :class:`~airflow_dynamoscan.write.conditional.ConditionalWriter` into ``table_name`` on the hook's
+        own client: each item written only if unchanged since read, conflicts handled by ``on_conflict``.
+
+        :param key_names: the table's key attribute names
+        :param threads: how many requests may be in flight at once
+        :param on_conflict: ``"reapply"`` or ``"skip"``
+        :param max_conflict_retries: conflicts of one item re-applied before it is skipped
+        :param version_attribute: the attribute holding each item's version, or ``None`` to compare every attribute
+        :param pacer: keeps the writes within a write-capacity budget (:meth:`write_capacity_pacer`), or ``None``
+        """
+        return ConditionalWriter(
+            self._scan_client,
+            table_name,
+            key_names,
+            threads=threads,
+            on_conflict=on_conflict,
+            max_conflict_retries=max_conflict_retries,
+            version_attribute=version_attribute,
+            retry_policy=self.retry_policy,
+            pacer=pacer,
+        )
+
+    def write_capacity_pacer(
+        self,
+        table_name: str,
+        *,
+        write_capacity_fraction: float | None,
+        max_write_capacity_units: float | None,
+        segments_written: int = 1,
+        total_segments: int = 1,
+    ) -> WriteCapacityPacer | None:
+        """
+        Return the pacer of a task that writes what it read from ``segments_written`` of ``total_segments``
+        segments: ``segments_written / total_segments`` of the whole transform's write-capacity budget (see
+        :func:`~airflow_dynamoscan.scan.pacing.write_capacity_budget`), or ``None`` for no budget. DescribeTable is
+        called only when ``write_capacity_fraction`` is set.
+
+        :raises InvalidScanArgumentError: a parameter out of range, or a fraction of an on-demand table without a
+            maximum write throughput and no ``max_write_capacity_units``.
+        :raises TableNotFoundError: the table does not exist.
+        """
+        fraction = validate_write_capacity_fraction(write_capacity_fraction, table_name)
+        ceiling = validate_max_write_capacity_units(max_write_capacity_units, table_name)
+        budget = (
+            ceiling
+            if fraction is None
+            else write_capacity_budget(
+                self.describe_table(table_name),
+                write_capacity_fraction=fraction,
+                max_write_capacity_units=ceiling,
+            )
+        )
+        if budget is None:
+            return None
+        share = segments_written / total_segments if total_segments else 1.0
+        pacer = WriteCapacityPacer(budget * share)
+        self.log.info(
+            "Table %s: write capacity budget %.2f WCU/s for the whole transform; this task writes %s of %s "
+            "segment(s) and may use %.2f WCU/s",
+            table_name,
+            budget,
+            segments_written,
+            total_segments,
+            pacer.units_per_second,
+        )
+        return pacer
 
     def read_capacity_budget(self, table_name: str, *, index_name: str | None = None) -> float | None:
         """
