@@ -301,13 +301,14 @@ class S3Destination(Destination):
         return f"{self.prefix}/{relative}" if self.prefix else relative
 
     def _error(self, action: str, relative: str, error: Exception, *, what: str | None = None) -> DestinationError:
+        what = repr(relative) if what is None else what
         if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == "NoSuchBucket":
             # No retry creates the bucket: the task fails at once (see MissingBucketError).
             return MissingBucketError(
-                f"Destination {self.uri!r}: the bucket {self.bucket!r} does not exist (NoSuchBucket); create it, or "
-                "give a destination in an existing bucket (destination='s3://bucket/prefix')."
+                f"Destination {self.uri!r}: cannot {action} {what}: the bucket {self.bucket!r} does not exist "
+                "(NoSuchBucket); create it, or give a destination in an existing bucket "
+                "(destination='s3://bucket/prefix')."
             )
-        what = repr(relative) if what is None else what
         return DestinationError(f"Destination {self.uri!r}: cannot {action} {what}: {error}")
 
     @contextlib.contextmanager

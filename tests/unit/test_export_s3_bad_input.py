@@ -85,8 +85,8 @@ def test_missing_bucket_is_named_and_nothing_is_created() -> None:
     error = raised(lambda: export("s3://no-such-bucket/daily", segment=1, total_segments=3), DestinationError)
     # The first request is the listing that checks what the destination holds.
     assert str(error) == (
-        "Destination 's3://no-such-bucket/daily': cannot list its files: An error occurred (NoSuchBucket) "
-        "when calling the ListObjectsV2 operation: The specified bucket does not exist"
+        "Destination 's3://no-such-bucket/daily': cannot list its files: the bucket 'no-such-bucket' does not exist "
+        "(NoSuchBucket); create it, or give a destination in an existing bucket (destination='s3://bucket/prefix')."
     )
     assert [bucket["Name"] for bucket in make_client(service="s3").list_buckets()["Buckets"]] == [BUCKET]
     assert bucket_objects() == BEFORE
@@ -111,8 +111,8 @@ def test_manifest_to_a_missing_bucket_is_named() -> None:
     )
     # Committing starts by listing what is not the export's own.
     assert str(error) == (
-        "Destination 's3://no-such-bucket/daily': cannot list its files: An error occurred (NoSuchBucket) "
-        "when calling the ListObjectsV2 operation: The specified bucket does not exist"
+        "Destination 's3://no-such-bucket/daily': cannot list its files: the bucket 'no-such-bucket' does not exist "
+        "(NoSuchBucket); create it, or give a destination in an existing bucket (destination='s3://bucket/prefix')."
     )
     assert [bucket["Name"] for bucket in make_client(service="s3").list_buckets()["Buckets"]] == [BUCKET]
 

@@ -54,8 +54,9 @@ def test_a_destination_bucket_that_does_not_exist(moto_table: None, tmp_path: Pa
     with fails_task(MissingBucketError) as failed:
         run_counting_scans(operator, scans)
     assert str(failed.value) == (
-        "Destination 's3://no-such-bucket/orders/2026-12-07': the bucket 'no-such-bucket' does not exist "
-        "(NoSuchBucket); create it, or give a destination in an existing bucket (destination='s3://bucket/prefix')."
+        "Destination 's3://no-such-bucket/orders/2026-12-07': cannot list its files: the bucket 'no-such-bucket' "
+        "does not exist (NoSuchBucket); create it, or give a destination in an existing bucket "
+        "(destination='s3://bucket/prefix')."
     )
     assert scans == []
 
