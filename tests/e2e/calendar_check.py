@@ -88,7 +88,7 @@ class Calendar:
         self.folder = Path(os.environ["E2E_CALENDAR_DIR"])
         self.log_path = change_log_path(e2e.stack.export_release_file)
         self.table: dict[str, dict[str, Any]] = {}
-        options = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        options: Any = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
         self.dynalite = boto3.resource("dynamodb", endpoint_url=e2e.stack.dynalite_url, **options)
         self.moto_dynamodb = boto3.client("dynamodb", endpoint_url=e2e.stack.moto_url, **options)
         self.moto_s3 = boto3.client("s3", endpoint_url=e2e.stack.moto_url, **options)
@@ -97,7 +97,7 @@ class Calendar:
         return self.start + timedelta(hours=interval)
 
     def create_tables(self) -> None:
-        key = {
+        key: Any = {
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
             "BillingMode": "PAY_PER_REQUEST",

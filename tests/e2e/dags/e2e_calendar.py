@@ -69,4 +69,5 @@ if START:
             aws_conn_id="aws_moto",
             export_kwargs={"chain_start": START, "poll_interval": 1, "restorable_wait": 0},
             file_format="jsonl",
+            compression="gzip",
         )
