@@ -187,10 +187,11 @@ def check_export_choices(operator: DynamoDBNativeExportOperator) -> None:
         if value not in allowed:
             raise ValueError(f"{where}{name}={value!r} is not allowed; allowed: {', '.join(map(str, allowed))}.")
     window_given = operator.export_from_time is not None or operator.export_to_time is not None
-    if operator.export_type == "FULL_EXPORT" and window_given:
+    chain_given = operator.chain_destination is not None or operator.chain_start is not None
+    if operator.export_type == "FULL_EXPORT" and (window_given or chain_given):
         raise ValueError(
-            f"{where}export_from_time/export_to_time apply to export_type='INCREMENTAL_EXPORT' only; a full export "
-            "takes export_time."
+            f"{where}export_from_time/export_to_time/chain_destination/chain_start apply to "
+            "export_type='INCREMENTAL_EXPORT' only; a full export takes export_time."
         )
 
 

@@ -320,3 +320,27 @@ def test_plan_files_sends_each_batch_to_the_window_folder(exports: ExportLog, tm
     folder = f"{tmp_path}/{(DAY0).strftime('%Y%m%dT%H%M%SZ')}_{(DAY0 + DAY).strftime('%Y%m%dT%H%M%SZ')}"
     assert [batch["destination"] for batch in batches] == [folder, folder]
     assert all(batch["incremental_window"] == export["incremental_window"] for batch in batches)
+
+
+def test_the_incremental_group_chains_at_its_destination_unless_given_a_window() -> None:
+    from airflow_dynamoscan.compat import DAG
+    from airflow_dynamoscan.native_task_groups import dynamodb_native_export_to_files
+
+    options: dict[str, Any] = {"table_name": TABLE, "s3_bucket": BUCKET, "export_type": "INCREMENTAL_EXPORT"}
+    with DAG(dag_id="chained", schedule="@daily", start_date=datetime(2026, 1, 1)) as dag:
+        dynamodb_native_export_to_files("changes", destination="s3://lake/changes", **options)
+        dynamodb_native_export_to_files(
+            "window",
+            destination="s3://lake/window",
+            export_kwargs={"export_from_time": "2026-01-01T00:00:00", "export_to_time": "2026-01-01T01:00:00"},
+            **options,
+        )
+    chained = dag.get_task("changes.start_export")
+    assert (chained.chain_destination, chained.chained) == ("s3://lake/changes", True)  # type: ignore[attr-defined]
+    assert "destination" not in dag.get_task("changes.convert_files").partial_kwargs  # type: ignore[attr-defined]
+    assert dag.get_task("changes.write_manifest").destination is None  # type: ignore[attr-defined]
+    given = dag.get_task("window.start_export")
+    assert (given.chain_destination, given.chained) == (None, False)  # type: ignore[attr-defined]
+    assert dag.get_task("window.convert_files").partial_kwargs["destination"] == "s3://lake/window"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"chain_destination/chain_start apply to export_type='INCREMENTAL_EXPORT'"):
+        DynamoDBNativeExportOperator(task_id="full", table_name=TABLE, s3_bucket=BUCKET, chain_destination="/tmp/x")
