@@ -312,7 +312,7 @@ def check_calendar_of_scheduled_runs(e2e: E2E) -> None:
     assert check_chain(calendar) == windows_before and calendar.staged_exports() == exports_before
     e2e.figure("calendar re-run of 02:00 (cleared)", "start_export skipped; no export, the chain unchanged")
     # A manual run without a logical date: the chain's tail up to now, or nothing if that is under 15 minutes.
-    manual, _ = e2e.trigger(NATIVE_DAG, {}, logical_date=None)
+    manual = str(e2e.api.trigger(NATIVE_DAG, {}, logical_date=None)["dag_run_id"])
     wait_run(calendar, NATIVE_DAG, manual)
     windows_after = check_chain(calendar)
     if task_state(calendar, NATIVE_DAG, manual, EXPORT_TASK) == "skipped":
