@@ -79,18 +79,22 @@ def _plan_files_task(
 def _convert_and_commit(
     plan: Any,
     table_name: str,
-    destination: str,
+    destination: str | None,
     dest_conn_id: str | None,
     outlets: list[Any] | None,
     aws: dict[str, Any],
     convert_kwargs: dict[str, Any],
     task_kwargs: dict[str, Any],
 ) -> None:
-    """The mapped ``convert_files`` task and the ``write_manifest`` task that commits its parts."""
+    """
+    The mapped ``convert_files`` task and the ``write_manifest`` task that commits its parts (``destination=None``:
+    each batch of the plan names it, the window's folder of a chain).
+    """
+    where = {} if destination is None else {"destination": destination}
     convert = DynamoDBNativeExportConvertOperator.partial(
         task_id="convert_files",
         table_name=table_name,
-        destination=destination,
+        **where,
         dest_aws_conn_id=dest_conn_id,
         map_index_template="files {{ task.segment + 1 }}/{{ task.total_segments }}",
         **aws,
@@ -124,6 +128,7 @@ NATIVE_EXPORT_PARAMETERS = frozenset(
         "poll_interval",
         "timeout",
         "restorable_wait",
+        "chain_start",
     }
 )
 
@@ -152,7 +157,10 @@ def dynamodb_native_export_to_files(
     Build a native export converted to the package's formats, as a TaskGroup of four tasks.
 
     1. ``start_export``: :class:`DynamoDBNativeExportOperator` (full or incremental, deferrable) writes DynamoDB's
-       export under ``s3://{s3_bucket}/{s3_prefix}/AWSDynamoDB/...``;
+       export under ``s3://{s3_bucket}/{s3_prefix}/AWSDynamoDB/...``; an incremental export without
+       ``export_from_time``/``export_to_time`` in ``export_kwargs`` is a window of the chain at ``destination``
+       (see :mod:`airflow_dynamoscan.export.chain`), converted into ``{destination}/{start}_{end}/``, and a run
+       with nothing to export yet skips the group;
     2. ``plan_files``: reads its manifests and cuts its data files into batches of ``files_per_task``; for CSV
        and Parquet (without ``schema``) it also plans the export's one schema from its first data files with
        records (:func:`~airflow_dynamoscan.export.native.plan_native_schema`; an export without records gets the
@@ -168,14 +176,15 @@ def dynamodb_native_export_to_files(
     :param destination: where the converted parts and the manifest go: ``s3://bucket/prefix`` or a local
         directory (templated); keep it apart from the native export's own prefix
     :param s3_prefix: the native export's key prefix (templated)
-    :param export_type: ``"FULL_EXPORT"`` or ``"INCREMENTAL_EXPORT"`` (over the run's data interval, giving
-        rows with ``_op`` and ``_write_time_micros``)
+    :param export_type: ``"FULL_EXPORT"`` or ``"INCREMENTAL_EXPORT"`` (the next window of the chain at
+        ``destination``, or the window of ``export_kwargs``, giving rows with ``_op`` and ``_write_time_micros``)
     :param files_per_task: data files per convert task
     :param max_mapped_tasks: the most convert tasks (keep it within ``[core] max_map_length``); more data files
         than that are shared out with more files per task
-    :param deferrable: wait in the triggerer
-    :param export_kwargs: more :class:`DynamoDBNativeExportOperator` parameters, the same as passing them
-        directly (see ``kwargs``)
+    :param deferrable: wait for the export in the triggerer
+    :param export_kwargs: more :class:`DynamoDBNativeExportOperator` parameters (``export_time``,
+        ``export_view_type``, ``chain_start``, ``s3_sse_algorithm``, ``poll_interval``, ``timeout``, ...), the same
+        as passing them directly (see ``kwargs``)
     :param outlets: assets (``[Asset("orders_export")]``) that get an event when the manifest is written, with the
         manifest's URI, table, format, items, bytes and parts in its ``extra``
     :param dest_aws_conn_id: the connection of an S3 destination (default: ``aws_conn_id``)
@@ -198,6 +207,9 @@ def dynamodb_native_export_to_files(
             )
         start_kwargs[name] = kwargs.pop(name)
     convert_kwargs = kwargs
+    chained = export_type == "INCREMENTAL_EXPORT" and not {"export_from_time", "export_to_time"} & set(start_kwargs)
+    if chained:
+        start_kwargs.update({"chain_destination": destination, "dest_aws_conn_id": dest_conn_id})
     with TaskGroup(group_id=group_id) as group:
         export = DynamoDBNativeExportOperator(
             task_id="start_export",
@@ -213,7 +225,9 @@ def dynamodb_native_export_to_files(
             aws, files_per_task, max_mapped_tasks, convert_kwargs.get("schema") is None, task_kwargs
         )
         plan = plan_files(export.output, convert_kwargs.get("file_format", "jsonl"), convert_kwargs.get("columns"))
-        _convert_and_commit(plan, table_name, destination, dest_conn_id, outlets, aws, convert_kwargs, task_kwargs)
+        _convert_and_commit(
+            plan, table_name, None if chained else destination, dest_conn_id, outlets, aws, convert_kwargs, task_kwargs
+        )
     return group
 
 

@@ -641,7 +641,12 @@ def utc_datetime(value: datetime | str, name: str) -> datetime:
             raise InvalidScanArgumentError(f"{name}={text!r} is not an ISO 8601 date and time.") from error
     if not isinstance(value, datetime):
         raise InvalidScanArgumentError(f"{name}={value!r} is not a date and time.")
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    # A plain datetime, whatever subclass came in (Airflow's pendulum times): differences print as durations.
+    return datetime(
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond,
+        tzinfo=timezone.utc,
+    )  # fmt: skip
 
 
 def check_incremental_window(export_from_time: datetime, export_to_time: datetime, *, table_name: str) -> None:
@@ -650,12 +655,15 @@ def check_incremental_window(export_from_time: datetime, export_to_time: datetim
 
     :raises InvalidScanArgumentError: naming the table, the window and :func:`split_export_window` for longer ones.
     """
+    export_from_time = utc_datetime(export_from_time, "export_from_time")
+    export_to_time = utc_datetime(export_to_time, "export_to_time")
     length = export_to_time - export_from_time
     if length < MIN_INCREMENTAL_WINDOW:
         raise InvalidScanArgumentError(
             f"Table {table_name!r}: the incremental export window {export_from_time.isoformat()} to "
-            f"{export_to_time.isoformat()} lasts {length}; DynamoDB needs at least 15 minutes. Use a longer data "
-            "interval (schedule), or a full export."
+            f"{export_to_time.isoformat()} lasts {length}; DynamoDB needs at least 15 minutes. "
+            "Give a longer export_from_time/export_to_time, or leave both out and chain the windows "
+            "(chain_destination), which takes each window from where the last committed one ended."
         )
     if length > MAX_INCREMENTAL_WINDOW:
         raise InvalidScanArgumentError(

@@ -7,7 +7,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_dynamoscan.exceptions import InvalidScanArgumentError
+from airflow_dynamoscan.compat import AirflowFailException
+from airflow_dynamoscan.exceptions import DestinationError, DynamoScanError, InvalidScanArgumentError
+from airflow_dynamoscan.export.chain import WINDOW_FIELD, ExportWindow, check_window_commit
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, uses_schema, validate_columns, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, commit_export
@@ -539,6 +541,8 @@ class DynamoDBExportManifestOperator(AwsConnectionOperator):
             finished_at=None,
         )
         destination = self.open_destination(manifest["destination"], dest_aws_conn_id)
+        if manifest.get(WINDOW_FIELD):
+            self._check_chain(manifest[WINDOW_FIELD], dest_aws_conn_id)
         manifest_uri = commit_export(destination, manifest)
         extra = asset_event_extra(manifest, manifest_uri)
         for outlet in self.outlets:
@@ -561,6 +565,16 @@ class DynamoDBExportManifestOperator(AwsConnectionOperator):
             "parts": parts,
             "total_segments": total_segments,
         }
+
+    def _check_chain(self, window: dict[str, Any], conn_id: str | None) -> None:
+        """Refuse to commit a window of a chain that does not start where the chain ends (another run's)."""
+        try:
+            chain = self.open_destination(window["chain"], conn_id)
+            check_window_commit(chain, ExportWindow.from_dict(window, "the export results"))
+        except DestinationError:
+            raise  # may be transient (S3)
+        except DynamoScanError as error:
+            raise AirflowFailException(f"Table {self.table_name or window.get('chain')!r}: {error}") from error
 
 
 def asset_event_extra(manifest: dict[str, Any], manifest_uri: str) -> dict[str, Any]:
