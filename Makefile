@@ -1,5 +1,6 @@
 # Quickstart: `make demo` (the main job on a local DynamoDB) and `make test`. Both install what they need.
-PYTHON ?= python3
+# The lock (.ci/lock.txt) is resolved for Python 3.11: the venv takes 3.11 from pyenv or PATH when there is one.
+PYTHON ?= $(or $(call find_python,3.11),python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -12,15 +13,30 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
 
-.PHONY: install dynalite lint typecheck test unit demo e2e bench clean check-floors matrix-lowest matrix-newest package-check
+.PHONY: install lock dynalite lint typecheck test unit demo e2e e2e-celery bench clean check-floors matrix-lowest matrix-newest package-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv>=0.8'
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e . --group test --group lint
+# `make install` installs exactly the lock: every package of the test and lint groups and of the package's own
+# dependencies and extras, with hashes, for Python 3.11; then the package itself, editable, without dependencies.
+# `make lock` refreshes the lock after a change of pyproject.toml (what is pinned stays where it can);
+# `make lock UPGRADE=1` takes the newest releases on purpose. `make matrix-newest` shows what moved since.
+LOCK := .ci/lock.txt
+UV_VERSION := 0.13.9
+UPGRADE ?=
+
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+	$(BIN)/uv pip sync --python $(BIN)/python --quiet --require-hashes $(LOCK)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $(STAMP)
+
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+	$(BIN)/uv pip compile pyproject.toml --all-extras --group test --group lint --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes --quiet $(if $(UPGRADE),--upgrade) \
+		--custom-compile-command 'make lock' -o $(LOCK)
 
 install: $(STAMP) dynalite
 
@@ -56,13 +72,21 @@ E2E_SCREENSHOT ?=
 e2e: install
 	$(BIN)/python -u -m tests.e2e.run $(if $(E2E_SCREENSHOT),--screenshot $(E2E_SCREENSHOT)) $(E2E_ARGS)
 
+# The parallel export on the CeleryExecutor: Redis (installed with apt if absent), PostgreSQL, two workers in
+# sessions of their own; one worker SIGKILLed mid-export. The Celery provider goes to .local/e2e-celery, not .venv.
+e2e-celery: install
+	$(BIN)/python -u -m tests.e2e.celery $(E2E_ARGS)
+
 BENCH_ARGS ?=
 
 # Exports against the raw floor in one run, each case in its own process: about 6 minutes on 2 idle cores, writes
-# benchmarks/results/ and the README's benchmark table; `BENCH_ARGS=--large` adds a 1,000,000-item memory case,
-# `BENCH_ARGS=--quick` is a 2-minute smoke run. Then the Iceberg mirror's load and 1 % merge (benchmarks/iceberg.py).
+# benchmarks/results/ and the tables of docs/benchmarks.md; `BENCH_ARGS=--large` adds a 1,000,000-item memory case,
+# `BENCH_ARGS=--quick` is a 2-minute smoke run. Then the cost of conditional writes to a transform (docs/transforms.md):
+# a local server behind the latency proxy, about 2 minutes (benchmarks/results/transform.md); then the Iceberg
+# mirror's load and 1 % merge (docs/iceberg.md, benchmarks/results/iceberg.json).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.transform_writes $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.iceberg $(BENCH_ARGS)
 
 # The supported range, each end in a venv built from nothing under .local/venvs/: the unit and DAG tests on
@@ -91,7 +115,7 @@ matrix-newest: $(STAMP) dynalite
 	rm -rf $(MATRIX_VENVS)/newest
 	$(BIN)/uv venv --quiet --python $(PYTHON_NEWEST) $(MATRIX_VENVS)/newest
 	$(BIN)/uv pip install --python $(MATRIX_VENVS)/newest/bin/python --quiet -e . --group test
-	$(BIN)/uv pip list --python $(MATRIX_VENVS)/newest/bin/python 2>/dev/null | grep -E '^(apache-airflow|boto|orjson|pyarrow|numpy|moto|pytest|hypothesis)'
+	$(BIN)/python -m devtools.drift $(MATRIX_VENVS)/newest/bin/python
 	$(MATRIX_VENVS)/newest/bin/python -m pytest $(MATRIX_TESTS) -p no:cacheprovider $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The distribution as PyPI gets it: build, `twine check --strict`, then install the wheel alone into a fresh venv

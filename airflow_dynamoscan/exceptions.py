@@ -11,6 +11,10 @@ class InvalidScanArgumentError(DynamoScanError, ValueError):
     """A parameter given by the caller is outside what is allowed."""
 
 
+class MissingRegionError(InvalidScanArgumentError):
+    """The AWS connection names no region, so no client can be made; names the connection and how to give one."""
+
+
 class TableNotFoundError(DynamoScanError):
     """The table does not exist at the endpoint and region the client talks to."""
 
@@ -25,6 +29,10 @@ class IncompleteExportError(DynamoScanError):
 
 class DestinationError(DynamoScanError, OSError):
     """An export destination (a local directory or an S3 prefix) could not be read or written; names the destination."""
+
+
+class DestinationBusyError(DestinationError):
+    """A destination was refused for a reason that may pass (another task is committing there): a retry may succeed."""
 
 
 class InvalidItemError(DynamoScanError, ValueError):
@@ -45,3 +53,7 @@ class RetriesExhaustedError(DynamoScanError):
 
 class SchemaMismatchError(DynamoScanError, ValueError):
     """An item does not fit the export's schema, and the schema has no extra column to hold what does not fit."""
+
+
+class MissingBucketError(DestinationError):
+    """The S3 bucket of a destination does not exist; names the destination and the bucket."""

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from airflow_dynamoscan.compat import TaskGroup, conf, task
 from airflow_dynamoscan.exceptions import InvalidScanArgumentError
-from airflow_dynamoscan.export.formats import uses_schema
+from airflow_dynamoscan.export.formats import uses_schema, validate_format
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, fail_fast, same_as_aws_conn_id
 from airflow_dynamoscan.operators.dynamodb_export import (
@@ -87,6 +87,7 @@ def plan_export_segments(
     :raises InvalidScanArgumentError: a fixed count above ``max_map_length`` (naming the table, the parameter and
         the limit), or out of 1..1,000,000; checked before any export task runs.
     """
+    validate_format(file_format, None, table_name=table_name)
     hook = DynamoDBScanHook(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify, config=botocore_config)
     if isinstance(total_segments, str) and total_segments.strip().isdigit():
         total_segments = int(total_segments)  # a templated count arrives as text

@@ -1,8 +1,9 @@
 """
-The benchmark report: markdown tables, ratios to the floor, the targets met or not, and the README's table.
+The benchmark report: markdown tables, ratios to the floor, the targets met or not, and the tables of
+docs/benchmarks.md.
 
-``python -m benchmarks.report [results.json] [--readme]`` writes ``results.md`` again from a run's measurements and,
-with ``--readme``, replaces what README.md holds between ``<!-- benchmarks:start -->`` and
+``python -m benchmarks.report [results.json] [--docs]`` writes ``results.md`` again from a run's measurements and,
+with ``--docs``, replaces what docs/benchmarks.md holds between ``<!-- benchmarks:start -->`` and
 ``<!-- benchmarks:end -->`` by that run's tables, so that no figure there is typed by hand.
 """
 
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from benchmarks.run import Run
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-README_START = "<!-- benchmarks:start -->"
-README_END = "<!-- benchmarks:end -->"
+#: The page whose generated block holds the latest full run's tables.
+BENCHMARKS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+BLOCK_START = "<!-- benchmarks:start -->"
+BLOCK_END = "<!-- benchmarks:end -->"
 
 LABELS = {
     "floor": "raw floor: HTTP + orjson.loads + orjson.dumps per item, 4 threads",
@@ -30,7 +32,7 @@ LABELS = {
     "export_parquet": "`DynamoDBExportOperator` parquet, whole table",
     "hook_scan": "`hook.scan` (serial) to JSON lines",
 }
-#: The issue's targets, as ratios to the floor measured next to the case.
+#: The targets, as ratios to the floor measured next to the case.
 ITEMS_PER_SECOND_TARGET = {"export_jsonl": 0.8, "export_dynamodb_json": 0.8, "export_parquet": 0.5}
 CPU_PER_ITEM_TARGET = {"export_jsonl": 1.3, "export_dynamodb_json": 1.3}
 PEAK_RSS_LIMIT_MB = 200.0
@@ -265,7 +267,7 @@ def mapped_table(results: Results) -> list[str]:
 
 
 def targets(results: Results) -> list[dict[str, str]]:
-    """Each target of the issue: what was measured and whether it was met."""
+    """Each target: what was measured and whether it was met."""
     rows = []
     for row in format_rows(results):
         for name, value, goal, at_least in (
@@ -359,7 +361,7 @@ def trials_note(run: Run) -> str:
 
 
 def sections(run: Run) -> list[str]:
-    """The tables of one run, shared by results.md and the README."""
+    """The tables of one run, shared by results.md and docs/benchmarks.md."""
     results = Results(run)
     items = run.settings.get("items", 0)
     threads_items = f"{items:,} items, the jsonl export, as many segments as threads"
@@ -382,7 +384,7 @@ def sections(run: Run) -> list[str]:
         "",
         *mapped_table(results),
         "",
-        "**Targets** (issue 13):",
+        "**Targets**:",
         "",
         *targets_table(results),
     ]
@@ -398,45 +400,45 @@ def markdown(run: Run) -> str:
     return "\n".join(lines)
 
 
-def readme_block(run: Run) -> list[str]:
-    return [README_START, *describe(run), "", *sections(run), README_END]
+def generated_block(run: Run) -> list[str]:
+    return [BLOCK_START, *describe(run), "", *sections(run), BLOCK_END]
 
 
-def replace_readme_block(run: Run, readme: Path = README) -> None:
-    """Replace what ``readme`` holds between the markers by this run's tables; the markers must be there."""
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{readme} has no {README_START} ... {README_END} block to replace")
-    before, rest = text.split(README_START, 1)
-    after = rest.split(README_END, 1)[1]
-    readme.write_text(before + "\n".join(readme_block(run)) + after)
+def replace_generated_block(run: Run, page: Path = BENCHMARKS_PAGE) -> None:
+    """Replace what ``page`` holds between the markers by this run's tables; the markers must be there."""
+    text = page.read_text()
+    if BLOCK_START not in text or BLOCK_END not in text:
+        raise ValueError(f"{page} has no {BLOCK_START} ... {BLOCK_END} block to replace")
+    before, rest = text.split(BLOCK_START, 1)
+    after = rest.split(BLOCK_END, 1)[1]
+    page.write_text(before + "\n".join(generated_block(run)) + after)
 
 
-def write(run: Run, folder: Path, *, update_readme: bool = False) -> list[Path]:
-    """Write results.json and results.md into ``folder``; optionally the README's table."""
+def write(run: Run, folder: Path, *, update_docs: bool = False) -> list[Path]:
+    """Write results.json and results.md into ``folder``; optionally the tables of docs/benchmarks.md."""
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / "results.json", folder / "results.md"]
     written[0].write_text(json.dumps(asdict(run), indent=1, default=str) + "\n")
     written[1].write_text(markdown(run))
-    if update_readme:
-        replace_readme_block(run)
-        written.append(README)
+    if update_docs:
+        replace_generated_block(run)
+        written.append(BENCHMARKS_PAGE)
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.report [results.json] [--readme]``: the report again from a run's measurements."""
+    """``python -m benchmarks.report [results.json] [--docs]``: the report again from a run's measurements."""
     import argparse
 
     from benchmarks.run import RESULTS, Run
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="?", default=str(RESULTS / "results.json"))
-    parser.add_argument("--readme", action="store_true", help="also replace the README's benchmark table")
+    parser.add_argument("--docs", action="store_true", help="also replace the tables of docs/benchmarks.md")
     arguments = parser.parse_args(argv)
     path = Path(arguments.results)
     run = Run(**json.loads(path.read_text()))
-    for written in write(run, path.parent, update_readme=arguments.readme):
+    for written in write(run, path.parent, update_docs=arguments.docs):
         print(written)
     return 0
 

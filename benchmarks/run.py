@@ -20,7 +20,7 @@ neither a local server nor a load step is in the measurement.
    table of 100,000 items (on fewer, each process reads for well under a second, and the ratio is noise).
 
 It writes ``benchmarks/results/results.json`` and ``results.md`` and, for a full run into that folder, the
-README's benchmark table (``python -m benchmarks.report --readme`` does the same from a results.json).
+tables of docs/benchmarks.md (``python -m benchmarks.report --docs`` does the same from a results.json).
 ``--quick`` is a smoke run of about two minutes on small tables, written under ``benchmarks/results/raw/quick``.
 """
 
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         mapped_scenario(bench, settings)
     run.settings["total_seconds"] = round(time.monotonic() - started)
     run.machine["uptime_at_end"] = uptime()
-    paths = report.write(run, settings.output, update_readme=settings.output == RESULTS)
+    paths = report.write(run, settings.output, update_docs=settings.output == RESULTS)
     log(f"Done in {run.settings['total_seconds']} s: {', '.join(str(path) for path in paths)}")
     print(report.targets_text(run), flush=True)
     return 0

@@ -47,6 +47,8 @@ def pinned_versions(text: str) -> dict[str, str]:
         if line:
             requirement = Requirement(line)
             (spec,) = requirement.specifier
+            if spec.operator == "<":
+                continue  # a cap on a package that is not a direct dependency: its reason is written beside it
             if spec.operator != "==":
                 raise SystemExit(f"{CONSTRAINTS.name}: {line!r} is not an exact pin (==)")
             pins[canonicalize_name(requirement.name)] = spec.version

@@ -1,12 +1,18 @@
 """
 Chain daily incremental native exports of a DynamoDB table, each converted to Parquet with a manifest.
 
-Every run exports the changes written during its data interval (``[data_interval_start, data_interval_end)``,
-one day) with DynamoDB's own ``ExportTableToPointInTime`` (``INCREMENTAL_EXPORT``, no read capacity used), waits
-for it in the triggerer (``deferrable=True``: no worker slot is held while DynamoDB works), then converts its data
-files, one mapped task per file, into Parquet rows with ``_op`` (``upsert``/``delete``) and
-``_write_time_micros``, committed by the same ``manifest.json`` as a scan export. ``depends_on_past`` keeps the
-windows in order and without gaps: a failed day blocks the next ones until it is fixed.
+Every run exports the changes written since the last window it committed, up to the run's time (on Airflow 3 a
+``@daily`` run's logical date, on Airflow 2 its data-interval end; for a manual run, when it was asked to run),
+at most 24 hours, with DynamoDB's own ``ExportTableToPointInTime`` (``INCREMENTAL_EXPORT``, no read capacity
+used); it waits for it in the triggerer (``deferrable=True``: no worker slot is held while DynamoDB works), then
+converts its data files, one mapped task per file, into Parquet rows with ``_op`` (``upsert``/``delete``) and
+``_write_time_micros``, committed by the same ``manifest.json`` as a scan export, in the window's own folder
+``{destination}/{start}_{end}/``. The windows are read back from those manifests, not from the run's data
+interval: a retried, cleared or re-triggered run never exports a change twice, and a run whose window is already
+exported skips. After a pause, each run exports the next 24 hours until the chain has caught up (``catchup=True``
+gives every missed day its run; or trigger runs by hand). The first window starts at ``chain_start`` (e.g. the
+time of the full export the chain continues), else at the table's earliest restorable time. See
+docs/native-exports.md.
 
 Safe to unpause: runs do nothing unless the ``enabled`` param is true (the default is false), so a scheduled run
 with the defaults only skips. To use it, set the params' defaults (or trigger with a config) to your table (with
@@ -21,8 +27,6 @@ from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from airflow_dynamoscan.native_task_groups import dynamodb_native_export_to_files
 
-WINDOW = "{{ data_interval_start.strftime('%Y%m%dT%H%M%S') if data_interval_start else run_id }}"
-
 with DAG(
     dag_id="example_dynamodb_native_incremental_export",
     schedule="@daily",
@@ -35,7 +39,15 @@ with DAG(
         "s3_bucket": Param("my-dynamodb-exports", type="string", description="The bucket DynamoDB exports to"),
         "s3_prefix": Param("native/orders", type="string", description="The key prefix of DynamoDB's exports"),
         "destination": Param(
-            "s3://my-dynamodb-exports/changes/orders", type="string", description="Where the Parquet files go"
+            "s3://my-dynamodb-exports/changes/orders",
+            type="string",
+            description="Where the Parquet files go, one folder per window",
+        ),
+        "chain_start": Param(
+            "",
+            type="string",
+            description="Where the first window starts (ISO 8601, e.g. a full export's time); empty: the table's "
+            "earliest restorable time. Read only until the first window is committed.",
         ),
     },
     tags=["example", "dynamodb", "export", "native"],
@@ -50,11 +62,15 @@ with DAG(
         "export_changes",
         table_name="{{ params.table_name }}",
         s3_bucket="{{ params.s3_bucket }}",
-        s3_prefix="{{ params.s3_prefix }}/" + WINDOW,
-        destination="{{ params.destination }}/" + WINDOW,
+        s3_prefix="{{ params.s3_prefix }}",
+        destination="{{ params.destination }}",
         export_type="INCREMENTAL_EXPORT",
         deferrable=True,
-        export_kwargs={"export_view_type": "NEW_AND_OLD_IMAGES", "depends_on_past": True, "poll_interval": 60},
+        export_kwargs={
+            "export_view_type": "NEW_AND_OLD_IMAGES",
+            "chain_start": "{{ params.chain_start }}",
+            "poll_interval": 60,
+        },
         file_format="parquet",
         retries=2,
     )

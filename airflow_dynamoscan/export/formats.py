@@ -1,7 +1,7 @@
 """
 Encoders that turn pages of items into the bytes of one export part.
 
-The formats (:data:`FILE_FORMATS`), and what each keeps (the README has the same table):
+The formats (:data:`FILE_FORMATS`), and what each keeps (docs/formats.md has the same table):
 
 ``dynamodb_json``
     One ``{"Item": {...}}`` per line holding AttributeValues, DynamoDB's own S3-export layout: fed items in
@@ -114,7 +114,8 @@ def validate_format(file_format: object, compression: object, *, table_name: str
         means ``"snappy"``), ``"snappy"``, ``"zstd"``, ``"gzip"`` or ``"none"``
     :param table_name: the table being exported, named in the error message (``None`` if unknown)
     :return: ``None`` or ``"gzip"`` for the text formats; one of :data:`PARQUET_COMPRESSIONS` for ``parquet``.
-    :raises InvalidScanArgumentError: naming the table, the parameter, the bad value and the allowed values.
+    :raises InvalidScanArgumentError: naming the table, the parameter, the bad value and the allowed values; or
+        ``parquet`` without pyarrow installed (see :func:`require_pyarrow`).
     """
     where = f"Table {table_name!r}: " if table_name else ""
     if file_format not in FILE_FORMATS:
@@ -122,6 +123,7 @@ def validate_format(file_format: object, compression: object, *, table_name: str
             f"{where}file_format={file_format!r} is not allowed; allowed: {', '.join(FILE_FORMATS)}."
         )
     if file_format == "parquet":
+        require_pyarrow(table_name)
         if compression is None:
             return DEFAULT_PARQUET_COMPRESSION
         if compression in PARQUET_COMPRESSIONS:
@@ -136,6 +138,23 @@ def validate_format(file_format: object, compression: object, *, table_name: str
     raise InvalidScanArgumentError(
         f"{where}compression={compression!r} is not allowed with file_format={file_format!r}; allowed: {allowed}."
     )
+
+
+def require_pyarrow(table_name: str | None) -> None:
+    """
+    Check that pyarrow, which Parquet exports need, can be imported on this worker.
+
+    :raises InvalidScanArgumentError: it cannot, naming the table, the extra to install and the other formats.
+    """
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        where = f"Table {table_name!r}: " if table_name else ""
+        raise InvalidScanArgumentError(
+            f"{where}file_format='parquet' needs pyarrow, which is not installed where this task runs: install "
+            "the parquet extra (pip install 'airflow-dynamoscan[parquet]') on every worker, or choose "
+            "file_format='jsonl', 'dynamodb_json' or 'csv'."
+        ) from None
 
 
 def needs_attribute_values(file_format: str) -> bool:

@@ -27,8 +27,9 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_VERSION = 1
 
 _RESULT_KEYS = ("segment", "total_segments", "items", "bytes", "parts")
-# What every segment of one export must share, recorded in the manifest when the results give it.
-_LAYOUT_KEYS = ("schema", "csv_formula_escaping")
+# What every segment of one export must share, recorded in the manifest when the results give it (the window of
+# an incremental export of a chain: see airflow_dynamoscan.export.chain).
+_LAYOUT_KEYS = ("schema", "csv_formula_escaping", "incremental_window")
 _LISTED_NUMBERS = 20
 
 

@@ -66,7 +66,7 @@ WRITE_TIME_FIELD = "_write_time_micros"
 #: Items per page handed to the encoders while converting.
 CONVERT_PAGE_ITEMS = 1000
 
-#: A converted export's one schema (CSV, Parquet) is planned from the first rows of its first data files.
+#: A converted export's one schema (CSV, Parquet) is planned from the first rows of its first data files with records.
 SCHEMA_SAMPLE_FILES = 8
 SCHEMA_SAMPLE_ROWS_PER_FILE = 1000
 
@@ -490,26 +490,48 @@ def plan_native_schema(
     *,
     incremental: bool,
     columns: Sequence[str] | None = None,
+    key_types: Mapping[str, str] | None = None,
 ) -> ExportSchema:
     """
     Plan the one schema of a CSV or Parquet conversion of a native export, from a bounded sample: the first
-    :data:`SCHEMA_SAMPLE_ROWS_PER_FILE` rows of each of its first :data:`SCHEMA_SAMPLE_FILES` data files, as
-    :func:`read_rows` gives them (so an incremental export's schema has ``_op`` and ``_write_time_micros``).
+    :data:`SCHEMA_SAMPLE_ROWS_PER_FILE` rows of each of the first :data:`SCHEMA_SAMPLE_FILES` data files that
+    hold records, as :func:`read_rows` gives them (so an incremental export's schema has ``_op`` and
+    ``_write_time_micros``). Files the manifest lists as empty (DynamoDB writes one per partition, empty ones
+    too, listed in any order) are skipped without being read, however many come first.
 
     Give it to every convert task (``schema=``), so all parts of the export share it; attributes the sample did
-    not show go to the schema's extra column. See :func:`~airflow_dynamoscan.export.schema.plan_schema`.
+    not show go to the schema's extra column. An export without any record (an empty table, a quiet incremental
+    window) gets the table's key attributes (``key_types``, with ``_op`` and ``_write_time_micros`` for an
+    incremental export) and the extra column. See :func:`~airflow_dynamoscan.export.schema.plan_schema`.
 
     :param columns: the attributes to convert, in this order (the others omitted)
+    :param key_types: the table's key attributes and their column types
+        (:func:`~airflow_dynamoscan.export.schema.key_column_types`); ``None``: not known
     :raises NativeExportError: a sampled data file is missing or malformed.
     """
     sample: list[dict[str, Any]] = []
-    for data_file in data_files[:SCHEMA_SAMPLE_FILES]:
+    sampled_files = 0
+    for data_file in data_files:
+        if sampled_files >= SCHEMA_SAMPLE_FILES:
+            break
+        if data_file.item_count <= 0:
+            continue
+        sampled_files += 1
         rows = read_rows(s3_client, bucket, data_file, incremental=incremental, attribute_values=False)
         try:
             sample.extend(itertools.islice(rows, SCHEMA_SAMPLE_ROWS_PER_FILE))
         finally:
             rows.close()
-    return plan_schema(sample, columns=columns)
+    types = dict(key_types or {})
+    if incremental:
+        types = {OPERATION_FIELD: "string", WRITE_TIME_FIELD: "int64", **types}
+    log.info(
+        "Planned the converted export's schema from %s record(s) of %s of its %s data file(s) (empty files skipped)",
+        len(sample),
+        sampled_files,
+        len(data_files),
+    )
+    return plan_schema(sample, columns=columns, key_types=types)
 
 
 def _pages(rows: Iterator[dict[str, Any]]) -> Iterator[ScanPage]:
@@ -619,7 +641,12 @@ def utc_datetime(value: datetime | str, name: str) -> datetime:
             raise InvalidScanArgumentError(f"{name}={text!r} is not an ISO 8601 date and time.") from error
     if not isinstance(value, datetime):
         raise InvalidScanArgumentError(f"{name}={value!r} is not a date and time.")
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    # A plain datetime, whatever subclass came in (Airflow's pendulum times): differences print as durations.
+    return datetime(
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond,
+        tzinfo=timezone.utc,
+    )  # fmt: skip
 
 
 def check_incremental_window(export_from_time: datetime, export_to_time: datetime, *, table_name: str) -> None:
@@ -628,12 +655,15 @@ def check_incremental_window(export_from_time: datetime, export_to_time: datetim
 
     :raises InvalidScanArgumentError: naming the table, the window and :func:`split_export_window` for longer ones.
     """
+    export_from_time = utc_datetime(export_from_time, "export_from_time")
+    export_to_time = utc_datetime(export_to_time, "export_to_time")
     length = export_to_time - export_from_time
     if length < MIN_INCREMENTAL_WINDOW:
         raise InvalidScanArgumentError(
             f"Table {table_name!r}: the incremental export window {export_from_time.isoformat()} to "
-            f"{export_to_time.isoformat()} lasts {length}; DynamoDB needs at least 15 minutes. Use a longer data "
-            "interval (schedule), or a full export."
+            f"{export_to_time.isoformat()} lasts {length}; DynamoDB needs at least 15 minutes. "
+            "Give a longer export_from_time/export_to_time, or leave both out and chain the windows "
+            "(chain_destination), which takes each window from where the last committed one ended."
         )
     if length > MAX_INCREMENTAL_WINDOW:
         raise InvalidScanArgumentError(

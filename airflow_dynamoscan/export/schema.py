@@ -149,8 +149,8 @@ def parse_schema(value: Any, *, table_name: str | None = None) -> ExportSchema:
     if unknown:
         raise refuse(f"unknown key(s) {unknown}")
     raw_columns = value.get("columns")
-    if not isinstance(raw_columns, Sequence) or isinstance(raw_columns, str) or not raw_columns:
-        raise refuse("'columns' must be a non-empty list")
+    if not isinstance(raw_columns, Sequence) or isinstance(raw_columns, str):
+        raise refuse("'columns' must be a list")
     columns = []
     for raw in raw_columns:
         if not isinstance(raw, Mapping) or set(raw) != {"name", "type"}:
@@ -164,6 +164,8 @@ def parse_schema(value: Any, *, table_name: str | None = None) -> ExportSchema:
     extra_column = value.get("extra_column", DEFAULT_EXTRA_COLUMN)
     if extra_column is not None and (not isinstance(extra_column, str) or not extra_column):
         raise refuse("'extra_column' must be a non-empty string or null")
+    if not columns and extra_column is None:
+        raise refuse("'columns' must be a non-empty list when 'extra_column' is null")
     other_attributes = value.get("other_attributes", "extra")
     if other_attributes not in OTHER_ATTRIBUTES:
         raise refuse(f"'other_attributes' must be one of {', '.join(OTHER_ATTRIBUTES)}")
@@ -285,9 +287,10 @@ def csv_text(column_type: str, converted: Any) -> str:
 class _Profile:
     """The kinds of values one attribute has in the sample, and the digits its numbers need."""
 
-    __slots__ = ("fits_int64", "integer_digits", "kinds", "scale")
+    __slots__ = ("fits_int64", "integer_digits", "key_types", "kinds", "scale")
 
-    def __init__(self) -> None:
+    def __init__(self, key_types: Mapping[str, str] | None = None) -> None:
+        self.key_types = key_types or {}
         self.kinds: set[str] = set()
         self.fits_int64 = True
         self.integer_digits = 0
@@ -316,7 +319,9 @@ class _Profile:
         else:
             raise TypeError(f"Cannot export a value of type {type(value).__name__}")
 
-    def column_type(self) -> str:
+    def column_type(self, name: str) -> str:
+        if not self.kinds:
+            return self.key_types.get(name, "json")
         if len(self.kinds) != 1:
             return "json"
         kind = next(iter(self.kinds))
@@ -329,37 +334,76 @@ class _Profile:
         return "number"
 
 
+#: The column type of a key attribute of each DynamoDB scalar type (``AttributeDefinitions``' ``AttributeType``).
+KEY_COLUMN_TYPES = {"S": "string", "N": "int64", "B": "binary"}
+
+
+def key_column_types(table_description: Mapping[str, Any] | None) -> dict[str, str]:
+    """
+    Return the column type of each key attribute of a table, partition key first, from DescribeTable's ``Table``.
+
+    What a schema planned from a sample without items is made of (see :func:`plan_schema`): string keys are
+    ``string``, binary keys ``binary`` and number keys ``int64`` (the type a sample of integer keys plans; a key
+    with a fraction then goes to the extra column, never lost).
+
+    :param table_description: DescribeTable's ``Table``; ``None`` (not known) gives no key columns
+    """
+    if not table_description:
+        return {}
+    types = {
+        definition.get("AttributeName"): definition.get("AttributeType")
+        for definition in table_description.get("AttributeDefinitions") or ()
+    }
+    ordered = sorted(table_description.get("KeySchema") or (), key=lambda key: key.get("KeyType") != "HASH")
+    return {
+        key["AttributeName"]: KEY_COLUMN_TYPES.get(str(types.get(key["AttributeName"])), "json")
+        for key in ordered
+        if isinstance(key.get("AttributeName"), str)
+    }
+
+
 def plan_schema(
     items: Iterable[Mapping[str, Any]],
     *,
     columns: Sequence[str] | None = None,
     extra_column: str | None = DEFAULT_EXTRA_COLUMN,
+    key_types: Mapping[str, str] | None = None,
 ) -> ExportSchema:
     """
     Plan the schema of an export from a sample of its items (see the module docstring for the rules).
+
+    A sample without any item (an empty table, a quiet window, a filter that matches nothing) still plans a
+    defined schema: the key attributes of ``key_types`` (typed by them) and the extra column, so a
+    0-row export reads back with its key columns (a CSV header, a Parquet schema).
 
     :param items: the sample, plain Python items (e.g. the first page of a few segments)
     :param columns: the attributes to export, in this order (the others are omitted); ``None``: every attribute
         seen in the sample, sorted by name, the others going to the extra column
     :param extra_column: the extra column's name; a name that an attribute of the sample or of ``columns`` already
         has gets underscores appended until it is free
+    :param key_types: the table's key attributes and their column types (see :func:`key_column_types`): the
+        columns of a sample without items, and the type of a key column the sample has no value for
     :raises TypeError: a value of a type no export can encode.
     """
-    profiles: dict[str, _Profile] = {name: _Profile() for name in columns or ()}
+    profiles: dict[str, _Profile] = {name: _Profile(key_types) for name in columns or ()}
+    sampled = 0
     for item in items:
+        sampled += 1
         for name, value in item.items():
             profile = profiles.get(name)
             if profile is None:
                 if columns is not None:
                     continue
-                profile = profiles[name] = _Profile()
+                profile = profiles[name] = _Profile(key_types)
             profile.observe(value)
+    if not sampled and columns is None:
+        profiles = {name: _Profile(key_types) for name in key_types or ()}
     names = list(columns) if columns is not None else sorted(profiles)
     if extra_column is not None:
         while extra_column in profiles:
             extra_column += "_"
     return ExportSchema(
-        tuple(SchemaColumn(name, profiles[name].column_type()) for name in names),
+        tuple(SchemaColumn(name, profiles[name].column_type(name)) for name in names),
         extra_column,
         "omit" if columns is not None else "extra",
     )
@@ -421,6 +465,7 @@ def overflow_text(overflow: Mapping[str, Any], json_bytes: Callable[[Any], bytes
 __all__ = [
     "COLUMN_TYPES",
     "DEFAULT_EXTRA_COLUMN",
+    "KEY_COLUMN_TYPES",
     "MISFIT",
     "OTHER_ATTRIBUTES",
     "ExportSchema",
@@ -428,6 +473,7 @@ __all__ = [
     "converter",
     "csv_text",
     "decimal_parameters",
+    "key_column_types",
     "number_text",
     "overflow_text",
     "parse_schema",

@@ -94,22 +94,34 @@ def validate_method(method: Any, *, table_name: str | None = None) -> str:
     return str(method)
 
 
+def needs_recovery_status(
+    method: str, table_size_bytes: int | None, native_threshold_bytes: int = DEFAULT_NATIVE_THRESHOLD_BYTES
+) -> bool:
+    """
+    Return whether :func:`choose_export_method` needs the table's point-in-time recovery status
+    (DescribeContinuousBackups, a permission of its own): for ``"native"``, and for ``"auto"`` with a table of at
+    least ``native_threshold_bytes``.
+    """
+    return method == "native" or (method == "auto" and (table_size_bytes or 0) >= native_threshold_bytes)
+
+
 def choose_export_method(
     method: str,
     *,
     table_name: str,
     table_size_bytes: int | None,
-    point_in_time_recovery: bool,
+    point_in_time_recovery: bool | None,
     native_threshold_bytes: int = DEFAULT_NATIVE_THRESHOLD_BYTES,
 ) -> MethodChoice:
     """
     Decide between a scan and a native export.
 
-    ``"scan"`` and ``"native"`` are taken as given. ``"auto"`` picks ``"native"`` when point-in-time recovery is
-    enabled and the table holds at least ``native_threshold_bytes``, else ``"scan"`` (see the module docstring).
+    ``"scan"`` and ``"native"`` are taken as given. ``"auto"`` picks ``"native"`` when the table holds at least
+    ``native_threshold_bytes`` and point-in-time recovery is enabled, else ``"scan"`` (see the module docstring);
+    below the threshold the recovery status is not needed (see :func:`needs_recovery_status`).
 
     :param table_size_bytes: DescribeTable's ``TableSizeBytes`` (``None``: unknown, counts as 0)
-    :param point_in_time_recovery: whether the table's point-in-time recovery is ``ENABLED``
+    :param point_in_time_recovery: whether the table's point-in-time recovery is ``ENABLED``; ``None``: not asked
     :raises InvalidScanArgumentError: an unknown method, or ``"native"`` without point-in-time recovery (naming the
         table and the setting to change).
     """
@@ -123,12 +135,14 @@ def choose_export_method(
         )
     if method != "auto":
         return MethodChoice(method, f"method={method!r} was asked for")
-    if not point_in_time_recovery:
-        return MethodChoice("scan", "point-in-time recovery is not enabled, so a native export is not possible")
     if size < native_threshold_bytes:
         return MethodChoice(
-            "scan", f"the table's {size} bytes are below the native-export threshold of {native_threshold_bytes}"
+            "scan",
+            f"the table's {size} bytes (DescribeTable's TableSizeBytes, which DynamoDB refreshes about every six "
+            f"hours) are below the native-export threshold of {native_threshold_bytes}",
         )
+    if not point_in_time_recovery:
+        return MethodChoice("scan", "point-in-time recovery is not enabled, so a native export is not possible")
     return MethodChoice(
         "native",
         f"point-in-time recovery is enabled and the table's {size} bytes reach the threshold of "

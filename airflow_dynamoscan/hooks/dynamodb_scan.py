@@ -9,15 +9,19 @@ from typing import Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from airflow_dynamoscan.exceptions import DynamoScanError
+from airflow_dynamoscan.exceptions import DynamoScanError, MissingRegionError
 from airflow_dynamoscan.scan.decode import install_fast_decoding
 from airflow_dynamoscan.scan.pacing import (
     ReadCapacityPacer,
+    WriteCapacityPacer,
     read_capacity_budget,
     validate_max_read_capacity_units,
+    validate_max_write_capacity_units,
     validate_read_capacity_fraction,
+    validate_write_capacity_fraction,
+    write_capacity_budget,
 )
 from airflow_dynamoscan.scan.progress import DEFAULT_PROGRESS_INTERVAL, ScanStats, validate_progress_interval
 from airflow_dynamoscan.scan.retry import RetryPolicy, resolve_retry_policy
@@ -40,6 +44,7 @@ from airflow_dynamoscan.scan.segments import (
     validate_segment,
 )
 from airflow_dynamoscan.write.batch import BatchWriter
+from airflow_dynamoscan.write.conditional import DEFAULT_MAX_CONFLICT_RETRIES, REAPPLY, ConditionalWriter
 
 _T = TypeVar("_T")
 
@@ -133,6 +138,25 @@ class DynamoDBScanHook(AwsBaseHook):
         self._descriptions: dict[str, dict[str, Any]] = {}
         self._descriptions_lock = threading.Lock()
 
+    def get_client_type(
+        self, region_name: str | None = None, config: Config | None = None, deferrable: bool = False
+    ) -> Any:
+        """
+        :meth:`AwsBaseHook.get_client_type`, refusing a connection that names no region in words that say which
+        connection and how to give it one.
+
+        :raises MissingRegionError: neither ``region_name``, the connection's extra nor the environment name a
+            region.
+        """
+        try:
+            return super().get_client_type(region_name=region_name, config=config, deferrable=deferrable)
+        except NoRegionError:
+            raise MissingRegionError(
+                f"Connection {self.aws_conn_id!r} names no AWS region: set region_name in its extra "
+                '({"region_name": "us-east-1"}), pass region_name= to the task, or set AWS_DEFAULT_REGION where it '
+                "runs."
+            ) from None
+
     @property
     def client(self) -> Any:
         """
@@ -171,12 +195,17 @@ class DynamoDBScanHook(AwsBaseHook):
 
         :raises TableNotFoundError: naming the table, the region and the endpoint (not cached: a table created
             later is found).
+        :raises MissingRegionError: the connection names no region.
         """
         with self._descriptions_lock:
             cached = self._descriptions.get(table_name)
             if cached is None:
+                try:
+                    client = self._scan_client
+                except MissingRegionError as error:
+                    raise MissingRegionError(f"Table {table_name!r}: {error}") from None
                 response = call_dynamodb(
-                    self._scan_client,
+                    client,
                     "describe_table",
                     table_name,
                     {"TableName": table_name},
@@ -186,15 +215,104 @@ class DynamoDBScanHook(AwsBaseHook):
         table: dict[str, Any] = cached
         return table
 
-    def batch_writer(self, table_name: str, key_names: Sequence[str], *, threads: int) -> BatchWriter:
+    def batch_writer(
+        self,
+        table_name: str,
+        key_names: Sequence[str],
+        *,
+        threads: int,
+        pacer: WriteCapacityPacer | None = None,
+    ) -> BatchWriter:
         """
         Return a :class:`~airflow_dynamoscan.write.batch.BatchWriter` into ``table_name`` on the hook's own client,
         whose retries follow the hook's ``retry_policy`` (botocore's stay off, as for scans).
 
         :param key_names: the table's key attribute names
         :param threads: how many BatchWriteItem requests may be in flight at once
+        :param pacer: keeps the writes within a write-capacity budget (:meth:`write_capacity_pacer`), or ``None``
         """
-        return BatchWriter(self._scan_client, table_name, key_names, threads=threads, retry_policy=self.retry_policy)
+        return BatchWriter(
+            self._scan_client, table_name, key_names, threads=threads, retry_policy=self.retry_policy, pacer=pacer
+        )
+
+    def conditional_writer(
+        self,
+        table_name: str,
+        key_names: Sequence[str],
+        *,
+        threads: int,
+        on_conflict: str = REAPPLY,
+        max_conflict_retries: int = DEFAULT_MAX_CONFLICT_RETRIES,
+        version_attribute: str | None = None,
+        pacer: WriteCapacityPacer | None = None,
+    ) -> ConditionalWriter:
+        """
+        Return a :class:`~airflow_dynamoscan.write.conditional.ConditionalWriter` into ``table_name`` on the hook's
+        own client: each item written only if unchanged since read, conflicts handled by ``on_conflict``.
+
+        :param key_names: the table's key attribute names
+        :param threads: how many requests may be in flight at once
+        :param on_conflict: ``"reapply"`` or ``"skip"``
+        :param max_conflict_retries: conflicts of one item re-applied before it is skipped
+        :param version_attribute: the attribute holding each item's version, or ``None`` to compare every attribute
+        :param pacer: keeps the writes within a write-capacity budget (:meth:`write_capacity_pacer`), or ``None``
+        """
+        return ConditionalWriter(
+            self._scan_client,
+            table_name,
+            key_names,
+            threads=threads,
+            on_conflict=on_conflict,
+            max_conflict_retries=max_conflict_retries,
+            version_attribute=version_attribute,
+            retry_policy=self.retry_policy,
+            pacer=pacer,
+        )
+
+    def write_capacity_pacer(
+        self,
+        table_name: str,
+        *,
+        write_capacity_fraction: float | None,
+        max_write_capacity_units: float | None,
+        segments_written: int = 1,
+        total_segments: int = 1,
+    ) -> WriteCapacityPacer | None:
+        """
+        Return the pacer of a task that writes what it read from ``segments_written`` of ``total_segments``
+        segments: ``segments_written / total_segments`` of the whole transform's write-capacity budget (see
+        :func:`~airflow_dynamoscan.scan.pacing.write_capacity_budget`), or ``None`` for no budget. DescribeTable is
+        called only when ``write_capacity_fraction`` is set.
+
+        :raises InvalidScanArgumentError: a parameter out of range, or a fraction of an on-demand table without a
+            maximum write throughput and no ``max_write_capacity_units``.
+        :raises TableNotFoundError: the table does not exist.
+        """
+        fraction = validate_write_capacity_fraction(write_capacity_fraction, table_name)
+        ceiling = validate_max_write_capacity_units(max_write_capacity_units, table_name)
+        budget = (
+            ceiling
+            if fraction is None
+            else write_capacity_budget(
+                self.describe_table(table_name),
+                write_capacity_fraction=fraction,
+                max_write_capacity_units=ceiling,
+            )
+        )
+        if budget is None:
+            return None
+        share = segments_written / total_segments if total_segments else 1.0
+        pacer = WriteCapacityPacer(budget * share)
+        self.log.info(
+            "Table %s: write capacity budget %.2f WCU/s for the whole transform; this task writes %s of %s "
+            "segment(s) and may use %.2f WCU/s",
+            table_name,
+            budget,
+            segments_written,
+            total_segments,
+            pacer.units_per_second,
+        )
+        return pacer
 
     def read_capacity_budget(self, table_name: str, *, index_name: str | None = None) -> float | None:
         """
@@ -283,11 +401,29 @@ class DynamoDBScanHook(AwsBaseHook):
         :raises TableNotFoundError: the table does not exist.
         :raises InvalidScanArgumentError: a bound is not a positive integer or the bounds cross.
         """
-        size = int(self.describe_table(table_name).get("TableSizeBytes", 0))
+        table = self.describe_table(table_name)
+        size = int(table.get("TableSizeBytes", 0))
         planned = plan_segment_count(
             size, bytes_per_segment=bytes_per_segment, min_segments=min_segments, max_segments=max_segments
         )
-        self.log.info("Table %s holds %s bytes: planned %s segment(s)", table_name, size, planned)
+        self.log.info(
+            "Table %s: planned %s segment(s), one per %s bytes (at least %s, at most %s), from DescribeTable's "
+            "TableSizeBytes=%s and ItemCount=%s",
+            table_name,
+            planned,
+            bytes_per_segment,
+            min_segments,
+            max_segments,
+            size,
+            table.get("ItemCount"),
+        )
+        if size == 0:
+            self.log.info(
+                "Table %s: DynamoDB refreshes TableSizeBytes and ItemCount about every six hours, so a new or "
+                "recently filled table may show 0 bytes while it holds items; give total_segments to choose the "
+                "count yourself",
+                table_name,
+            )
         return planned
 
     def scan(
@@ -320,7 +456,8 @@ class DynamoDBScanHook(AwsBaseHook):
 
         :param total_segments: segment count; ``None`` plans it from the table's size (:meth:`plan_segments`),
             never fewer than the workers
-        :param max_workers: threads (default: ``min(8, total_segments)``)
+        :param max_workers: threads (default: ``min(8, total_segments)``, fewer if the memory budget holds fewer:
+            6 within the default ``max_memory_mb=64``, 8 from 80)
         :param max_pages_in_flight: what waits for the caller at most (default: one per worker). With fast
             decoding the workers hand over bodies, which the caller's side parses one page ahead, so at most one
             parsed page waits; without it, each waiting page is parsed and each worker holds one more. Memory
@@ -369,6 +506,7 @@ class DynamoDBScanHook(AwsBaseHook):
     ) -> _T:
         """Call ``scanner`` (items or pages) on one segment (or a serial scan), with that segment's read budget."""
         control = self._segment_control(table_name, segment, total_segments, scan_kwargs, stats)
+        control.log_summary = options.pop("log_summary", True)
         where = {"segment": segment, "total_segments": total_segments}
         return scanner(self._scan_client, table_name, control=control, scan_kwargs=scan_kwargs, **where, **options)
 
@@ -427,12 +565,15 @@ class DynamoDBScanHook(AwsBaseHook):
         deserialize: bool = True,
         exclusive_start_key: dict[str, Any] | None = None,
         stats: ScanStats | None = None,
+        log_summary: bool = True,
         **scan_kwargs: Any,
     ) -> Iterator[ScanPage]:
         """
         Yield the pages of one segment (or of a serial scan with ``None``), with each page's ``LastEvaluatedKey``.
 
         :param stats: counters the scan updates (pages, items, retries, consumed capacity)
+        :param log_summary: log the scan's summary line at INFO (``False``: at DEBUG, e.g. for a sample the caller
+            reports itself)
         """
         if segment is not None or total_segments is not None:
             validate_segment(segment, total_segments, table_name)
@@ -445,6 +586,7 @@ class DynamoDBScanHook(AwsBaseHook):
             stats,
             deserialize=deserialize,
             exclusive_start_key=exclusive_start_key,
+            log_summary=log_summary,
         )
 
     def parallel_scan_pages(

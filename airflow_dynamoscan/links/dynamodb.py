@@ -126,8 +126,10 @@ def persist_links(
     """
     try:
         region_name, partition = hook.conn_region_name, hook.conn_partition
-    except Exception:  # a link is never worth failing the task for
-        log.warning("Could not tell the region and partition of the connection for the console links", exc_info=True)
-        return
+    except Exception as error:  # noqa: BLE001 - a link is never worth failing the task for
+        # Stored anyway, without a console (so no URL): Airflow reads each link's XCom when the task ends, and one
+        # that was never stored logs an error.
+        log.warning("No console links: the connection's region and partition are not known (%s)", error)
+        region_name, partition = None, ""
     for link, fields in links:
         link.persist(context, operator, region_name=region_name, aws_partition=partition, **fields)

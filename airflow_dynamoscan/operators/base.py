@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
@@ -12,10 +13,12 @@ from botocore.exceptions import ClientError, ParamValidationError
 from airflow_dynamoscan.compat import AirflowFailException, BaseOperator
 from airflow_dynamoscan.exceptions import (
     BatchWriteError,
+    DestinationBusyError,
     DestinationError,
     IncompleteExportError,
     InvalidItemError,
     InvalidScanArgumentError,
+    MissingBucketError,
     ScanRequestError,
     SchemaMismatchError,
     TableNotFoundError,
@@ -29,9 +32,20 @@ from airflow_dynamoscan.scan.scanner import DEFAULT_MAX_WORKERS, ScanPage, check
 from airflow_dynamoscan.scan.segments import validate_max_workers, validate_segment, validate_total_segments
 from airflow_dynamoscan.storage.destinations import Destination, normalize_destination, open_destination
 
+
+class _SameAsAwsConnId(enum.Enum):
+    """The type of :data:`SAME_AS_AWS_CONN_ID`: one member, so copies and pickles stay the same object."""
+
+    SAME_AS_AWS_CONN_ID = "SAME_AS_AWS_CONN_ID"
+
+    def __repr__(self) -> str:
+        # What help() and signatures show as the parameter's default.
+        return "SAME_AS_AWS_CONN_ID"
+
+
 #: Default of a connection parameter that falls back to ``aws_conn_id`` (``None`` is a valid choice of its own:
 #: boto3's default credentials). The one convention of every operator and task group of this package.
-SAME_AS_AWS_CONN_ID: Any = object()
+SAME_AS_AWS_CONN_ID: Any = _SameAsAwsConnId.SAME_AS_AWS_CONN_ID
 
 #: Error codes of DynamoDB and AWS that the same request meets again however often it is sent.
 PERMANENT_ERROR_CODES = frozenset(
@@ -48,6 +62,7 @@ _PERMANENT_ERRORS = (
     IncompleteExportError,
     InvalidItemError,
     InvalidScanArgumentError,
+    MissingBucketError,
     ParamValidationError,
     ScanRequestError,
     SchemaMismatchError,
@@ -62,7 +77,9 @@ def is_permanent_error(error: BaseException) -> bool:
     """
     Return whether no retry of the task can fix ``error``: invalid arguments or expressions, a missing table, an
     incomplete export, a transform that raised or returned what cannot be stored, a request DynamoDB rejected as
-    invalid, a destination refused by the package's own checks.
+    invalid, a destination refused by the package's own checks (except a refusal that may pass,
+    :class:`~airflow_dynamoscan.exceptions.DestinationBusyError`) or in a bucket that does not exist, a connection
+    without a region.
 
     Throttling, server errors and connection errors (also after the request retry policy gave up, as
     ``RetriesExhaustedError`` or a ``BatchWriteError`` about unprocessed items) are not permanent: a later try may
@@ -72,6 +89,8 @@ def is_permanent_error(error: BaseException) -> bool:
         return True
     if isinstance(error, BatchWriteError):
         return isinstance(error.__cause__, ScanRequestError)  # DynamoDB rejected the batch as invalid
+    if isinstance(error, DestinationBusyError):
+        return False
     if isinstance(error, DestinationError):
         return error.__cause__ is None  # refused by a check of ours, not by a failing storage request
     if isinstance(error, ClientError):
@@ -196,7 +215,8 @@ class DynamoDBScanBaseOperator(AwsConnectionOperator):
     :param total_segments: the segment count (see above)
     :param scan_kwargs: Scan keywords, e.g. ``FilterExpression``, ``ConsistentRead``, ``Limit`` (templated);
         ``ExpressionAttributeValues`` as plain Python values (``{":s": "paid"}``) or AttributeValues
-    :param max_workers: threads of a whole-table read in one task (default ``min(8, total_segments)``)
+    :param max_workers: threads of a whole-table read in one task (default ``min(8, total_segments)``, fewer if
+        the memory budget holds fewer: 6 within the default ``max_memory_mb=64``, 8 from 80)
     :param aws_conn_id: the Airflow connection of the DynamoDB table; ``None`` uses boto3's default credentials
     :param region_name: AWS region; default: the connection's
     :param verify: whether to verify SSL certificates, or a CA bundle path; default: the connection's

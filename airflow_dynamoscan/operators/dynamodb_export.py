@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_dynamoscan.exceptions import InvalidScanArgumentError
+from airflow_dynamoscan.compat import AirflowFailException
+from airflow_dynamoscan.exceptions import DestinationError, DynamoScanError, InvalidScanArgumentError
+from airflow_dynamoscan.export.chain import WINDOW_FIELD, ExportWindow, check_window_commit
 from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, uses_schema, validate_columns, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, commit_export
-from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
+from airflow_dynamoscan.export.schema import ExportSchema, key_column_types, parse_schema, plan_schema
 from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
 from airflow_dynamoscan.operators.base import (
     SAME_AS_AWS_CONN_ID,
@@ -28,7 +31,7 @@ from airflow_dynamoscan.storage.checkpoints import (
     plan_resume,
 )
 from airflow_dynamoscan.storage.destinations import Destination, normalize_destination
-from airflow_dynamoscan.storage.ownership import ExportIdentity, check_destination_owner, write_marker
+from airflow_dynamoscan.storage.ownership import ExportIdentity, check_destination_owner, claim_destination
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
@@ -40,6 +43,8 @@ __all__ = [
     "open_export_destination",
     "sample_export_schema",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Parts rotate when they reach this size, unless ``max_file_bytes`` says otherwise.
 DEFAULT_MAX_FILE_BYTES = 256 * 1024**2
@@ -72,11 +77,17 @@ def sample_export_schema(
     :param columns: the attributes to export (the others omitted), see
         :func:`~airflow_dynamoscan.export.schema.plan_schema`
     """
+    key_types = key_column_types(hook.describe_table(table_name))
     items: list[dict[str, Any]] = []
     pages_left = SCHEMA_SAMPLE_PAGES
     for segment in range(SCHEMA_SAMPLE_SEGMENTS):
         pages = hook.scan_segment_pages(
-            table_name, segment, SCHEMA_SAMPLE_SEGMENTS, deserialize=True, **dict(scan_kwargs or {})
+            table_name,
+            segment,
+            SCHEMA_SAMPLE_SEGMENTS,
+            deserialize=True,
+            log_summary=False,
+            **dict(scan_kwargs or {}),
         )
         try:
             for _ in range(min(2, pages_left)):
@@ -93,7 +104,25 @@ def sample_export_schema(
                 close()
         if pages_left <= 0:
             break
-    return plan_schema(items, columns=columns)
+    schema = plan_schema(items, columns=columns, key_types=key_types)
+    if items:
+        log.info(
+            "Table %s: planned the export's schema from a sample of %s item(s) (the first page of each of %s "
+            "sample segments, read and then stopped): %s",
+            table_name,
+            len(items),
+            SCHEMA_SAMPLE_SEGMENTS,
+            ", ".join(f"{column.name} {column.type}" for column in schema.columns),
+        )
+    else:
+        log.info(
+            "Table %s: the schema sample found no items (an empty table, or a filter that matches nothing in the "
+            "sample); the export's columns are the table's key attributes %s and %s",
+            table_name,
+            ", ".join(f"{column.name} {column.type}" for column in schema.columns) or "(not known)",
+            schema.extra_column,
+        )
+    return schema
 
 
 def _now() -> str:
@@ -218,6 +247,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         self.max_memory_mb = max_memory_mb
 
     def execute(self, context: Context) -> dict[str, Any]:
+        # First: a task that fails on its arguments still has its links, and Airflow finds the XCom it looks for.
+        self._persist_links(context, self.destination)
         compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
         segment, total_segments = self.validated_segment()
         scan_kwargs = self.validated_scan_kwargs()
@@ -237,13 +268,8 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         )
         check_destination_owner(destination, identity, overwrite=self.overwrite)
         self.hook.describe_table(self.table_name)  # a missing table fails before anything is written
-        persist_links(
-            context,
-            self,
-            self.hook,
-            (DynamoDBTableLink, {"table_name": self.table_name}),
-            (ExportDestinationLink, {"destination": destination.uri}),
-        )
+        if destination.uri != self.destination:
+            self._persist_links(context, destination.uri)
         if schema is None and uses_schema(self.file_format):
             schema = sample_export_schema(self.hook, self.table_name, scan_kwargs, columns=self.columns)
         prefix = segment_prefix(exported_segment, exported_total, table_name=self.table_name)
@@ -262,6 +288,15 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         written = self._write_parts(pages, destination, identity, plan.checkpoint, schema)
         delete_checkpoint(destination, prefix)
         return self._result(written, destination, identity, exported_segment, started_at)
+
+    def _persist_links(self, context: Context, destination: str) -> None:
+        persist_links(
+            context,
+            self,
+            self.hook,
+            (DynamoDBTableLink, {"table_name": self.table_name}),
+            (ExportDestinationLink, {"destination": destination}),
+        )
 
     def _plan_resume(
         self,
@@ -322,7 +357,7 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
             checkpoint=checkpoint,
             # Overwriting: the export is not complete again until the manifest task commits it.
             replaces=[MANIFEST_NAME] if self.overwrite else [],
-            claim=lambda: write_marker(destination, identity),
+            claim=lambda: claim_destination(destination, identity, overwrite=self.overwrite),
             max_memory_mb=self.max_memory_mb,
         )
 
@@ -506,6 +541,8 @@ class DynamoDBExportManifestOperator(AwsConnectionOperator):
             finished_at=None,
         )
         destination = self.open_destination(manifest["destination"], dest_aws_conn_id)
+        if manifest.get(WINDOW_FIELD):
+            self._check_chain(manifest[WINDOW_FIELD], dest_aws_conn_id)
         manifest_uri = commit_export(destination, manifest)
         extra = asset_event_extra(manifest, manifest_uri)
         for outlet in self.outlets:
@@ -528,6 +565,16 @@ class DynamoDBExportManifestOperator(AwsConnectionOperator):
             "parts": parts,
             "total_segments": total_segments,
         }
+
+    def _check_chain(self, window: dict[str, Any], conn_id: str | None) -> None:
+        """Refuse to commit a window of a chain that does not start where the chain ends (another run's)."""
+        try:
+            chain = self.open_destination(window["chain"], conn_id)
+            check_window_commit(chain, ExportWindow.from_dict(window, "the export results"))
+        except DestinationError:
+            raise  # may be transient (S3)
+        except DynamoScanError as error:
+            raise AirflowFailException(f"Table {self.table_name or window.get('chain')!r}: {error}") from error
 
 
 def asset_event_extra(manifest: dict[str, Any], manifest_uri: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -20,8 +21,11 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_dynamoscan.compat import AirflowException, AirflowFailException, conf
+from botocore.exceptions import BotoCoreError, ClientError
+
+from airflow_dynamoscan.compat import AirflowException, AirflowFailException, AirflowSkipException, conf
 from airflow_dynamoscan.exceptions import DestinationError, DynamoScanError, TableNotFoundError
+from airflow_dynamoscan.export.chain import WINDOW_FIELD, ExportWindow, chain_end, next_window
 from airflow_dynamoscan.export.exporter import segment_prefix
 from airflow_dynamoscan.export.formats import uses_schema, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME
@@ -40,6 +44,7 @@ from airflow_dynamoscan.export.native import (
     read_summary,
     utc_datetime,
 )
+from airflow_dynamoscan.export.schema import key_column_types
 from airflow_dynamoscan.hooks.dynamodb_scan import DynamoDBScanHook
 from airflow_dynamoscan.operators.base import SAME_AS_AWS_CONN_ID, AwsConnectionOperator
 from airflow_dynamoscan.operators.dynamodb_export import (
@@ -50,12 +55,15 @@ from airflow_dynamoscan.operators.dynamodb_export import (
 from airflow_dynamoscan.triggers.dynamodb_native_export import (
     DEFAULT_POLL_INTERVAL,
     DynamoDBNativeExportTrigger,
+    DynamoDBRestorableTimeTrigger,
     json_description,
 )
 
 if TYPE_CHECKING:
     from airflow_dynamoscan.compat import Context
     from airflow_dynamoscan.storage.destinations import Destination
+
+log = logging.getLogger(__name__)
 
 #: How long the operator waits, by default, for an export to finish: DynamoDB's exports of big tables take hours.
 DEFAULT_EXPORT_TIMEOUT = timedelta(hours=24)
@@ -186,10 +194,11 @@ def check_export_choices(operator: DynamoDBNativeExportOperator) -> None:
         if value not in allowed:
             raise ValueError(f"{where}{name}={value!r} is not allowed; allowed: {', '.join(map(str, allowed))}.")
     window_given = operator.export_from_time is not None or operator.export_to_time is not None
-    if operator.export_type == "FULL_EXPORT" and window_given:
+    chain_given = operator.chain_destination is not None or operator.chain_start is not None
+    if operator.export_type == "FULL_EXPORT" and (window_given or chain_given):
         raise ValueError(
-            f"{where}export_from_time/export_to_time apply to export_type='INCREMENTAL_EXPORT' only; a full export "
-            "takes export_time."
+            f"{where}export_from_time/export_to_time/chain_destination/chain_start apply to "
+            "export_type='INCREMENTAL_EXPORT' only; a full export takes export_time."
         )
 
 
@@ -203,10 +212,18 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
 
     * ``export_type="FULL_EXPORT"``: the table as it was at ``export_time`` (default: the run's data-interval
       end; for a run without one, the time it was asked to run after).
-    * ``export_type="INCREMENTAL_EXPORT"``: the changes written in ``[export_from_time, export_to_time)``
-      (default: the run's data interval), 15 minutes to 24 hours; ``export_view_type`` ``"NEW_AND_OLD_IMAGES"``
-      (default) or ``"NEW_IMAGE"``. Longer windows: map the operator over
-      :func:`~airflow_dynamoscan.export.native.split_export_window`.
+    * ``export_type="INCREMENTAL_EXPORT"``: the changes written in ``[export_from_time, export_to_time)``,
+      15 minutes to 24 hours; ``export_view_type`` ``"NEW_AND_OLD_IMAGES"`` (default) or ``"NEW_IMAGE"``. Longer
+      windows: map the operator over :func:`~airflow_dynamoscan.export.native.split_export_window`.
+    * ``export_type="INCREMENTAL_EXPORT"`` with ``chain_destination`` (and no ``export_from_time`` /
+      ``export_to_time``): the next window of the chain of incremental exports committed there (see
+      :mod:`airflow_dynamoscan.export.chain`): from where the last committed window ended (a new chain: from
+      ``chain_start``, else the table's earliest restorable time) to the run's data-interval end (the time a run
+      without one was asked to run after; else now), at most 24 hours. Each window is converted into its own
+      folder ``{chain_destination}/{start}_{end}/``. A run whose window would be shorter than 15 minutes (a re-run
+      of a window already committed, a run too soon after the last) is skipped, with the reason in its log.
+    * ``export_type="INCREMENTAL_EXPORT"`` with neither: the run's data interval, when it is at least 15 minutes
+      long (Airflow 2's cron schedules); Airflow 3's cron schedules give runs an empty interval, so chain instead.
 
     A retry never starts a second export (see :func:`client_token`). With ``deferrable=True`` the wait runs in the
     triggerer (:class:`~airflow_dynamoscan.triggers.dynamodb_native_export.DynamoDBNativeExportTrigger`) and frees
@@ -221,6 +238,12 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
     :param export_from_time: an incremental export's window start (templated)
     :param export_to_time: an incremental export's window end (templated)
     :param export_view_type: an incremental export's ``"NEW_AND_OLD_IMAGES"`` or ``"NEW_IMAGE"``
+    :param chain_destination: where the windows of a chain of incremental exports are committed (templated):
+        ``s3://bucket/prefix`` or a local directory, as the convert step's destination root
+    :param chain_start: where a new chain starts (templated): a ``datetime`` or ISO 8601 text, e.g. the export
+        time of the full export the chain continues; default: the table's earliest restorable time. Once a window
+        is committed, the chain continues from its end and ``chain_start`` is not read.
+    :param dest_aws_conn_id: the connection of an S3 ``chain_destination`` (default: ``aws_conn_id``)
     :param export_format: ``"DYNAMODB_JSON"`` (default; what the convert step reads) or ``"ION"``
     :param s3_bucket_owner: the bucket owner's account id, for a bucket of another account
     :param s3_sse_algorithm: ``"AES256"`` or ``"KMS"``
@@ -229,7 +252,9 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
     :param poll_interval: seconds between two DescribeExport calls (default 60)
     :param timeout: how long to wait for the export (default 24 hours), a ``timedelta`` or seconds
     :param restorable_wait: how long to wait for an export time a few minutes old to become restorable
-        (point-in-time backups lag behind the table by about five minutes); default 15 minutes
+        (point-in-time backups lag behind the table by about five minutes); default 15 minutes. With
+        ``deferrable=True`` this wait runs in the triggerer too
+        (:class:`~airflow_dynamoscan.triggers.dynamodb_native_export.DynamoDBRestorableTimeTrigger`)
     :param aws_conn_id: the Airflow connection of the table (also used to check the bucket)
     :param region_name: AWS region; default: the connection's
     :param verify: SSL verification, as for the Amazon provider's operators
@@ -239,9 +264,14 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
     ``billed_size_bytes``, ``s3_bucket``, ``s3_prefix``, ``manifest_summary_key``, ``manifest_files_key``, the
     times, and ``table_name``. Never item data.
 
+    In a chain, the result also has ``incremental_window`` (``export_from_time``, ``export_to_time``, ``chain``)
+    and ``window_destination``, the window's folder, where the convert step writes.
+
     :raises AirflowFailException: errors no retry fixes: no such table, point-in-time recovery disabled, an
         incremental window outside 15 minutes to 24 hours, an export time before the earliest restorable time or
-        in the future, a missing bucket, a rejected request, a failed export.
+        in the future, a chain whose end is before the earliest restorable time (re-base it on a full export), a
+        missing bucket, a rejected request, a failed export.
+    :raises AirflowSkipException: a chained run with nothing to export yet.
     """
 
     template_fields: Sequence[str] = (
@@ -251,6 +281,8 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
         "export_time",
         "export_from_time",
         "export_to_time",
+        "chain_destination",
+        "chain_start",
         "s3_bucket_owner",
         "s3_sse_kms_key_id",
         *AwsConnectionOperator.aws_template_fields,
@@ -268,6 +300,9 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
         export_from_time: datetime | str | None = None,
         export_to_time: datetime | str | None = None,
         export_view_type: str = "NEW_AND_OLD_IMAGES",
+        chain_destination: str | None = None,
+        chain_start: datetime | str | None = None,
+        dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
         export_format: str = "DYNAMODB_JSON",
         s3_bucket_owner: str | None = None,
         s3_sse_algorithm: str | None = None,
@@ -284,12 +319,15 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
         self.s3_sse_algorithm, self.s3_sse_kms_key_id = s3_sse_algorithm, s3_sse_kms_key_id
         self.export_time, self.export_view_type = export_time, export_view_type
         self.export_from_time, self.export_to_time = export_from_time, export_to_time
+        self.chain_destination, self.chain_start = chain_destination, chain_start
+        self.dest_aws_conn_id = self.connection_or_default(dest_aws_conn_id)
         self.deferrable = (
             conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
         )
         self.poll_interval = _duration(table_name, "poll_interval", poll_interval).total_seconds()
         self.export_timeout = None if timeout is None else _duration(table_name, "timeout", timeout)
         self.restorable_wait = _duration(table_name, "restorable_wait", restorable_wait, zero_allowed=True)
+        self._restorable_wait_spent = False
         check_export_choices(self)
 
     @cached_property
@@ -348,16 +386,48 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
             latest = recovery.get("LatestRestorableDateTime")
             if latest is None or last <= utc_datetime(latest, "LatestRestorableDateTime"):
                 return
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._restorable_wait_spent:
                 # Retryable: the backups catch up within minutes.
                 raise AirflowException(
                     f"Table {self.table_name!r}: the export time {last.isoformat()} is after the latest restorable "
                     f"time {utc_datetime(latest, 'LatestRestorableDateTime').isoformat()}; a retry will find it "
                     "restorable."
                 )
+            if self.deferrable:
+                self._defer_until_restorable(name, last)
             self.log.info("Waiting for %s to become restorable (latest: %s)", last.isoformat(), latest)
             time.sleep(min(30.0, self.poll_interval))
             recovery = self._recovery(name)
+
+    def _defer_until_restorable(self, name: str, moment: datetime) -> None:
+        """Hand the wait for ``moment`` to become restorable to the triggerer, for at most ``restorable_wait``."""
+        wait = self.restorable_wait.total_seconds()
+        self.log.info(
+            "Waiting in the triggerer, for at most %s s, for %s to become restorable", wait, moment.isoformat()
+        )
+        self.defer(
+            trigger=DynamoDBRestorableTimeTrigger(
+                table_name=name,
+                export_time=moment.isoformat(),
+                poll_interval=min(30.0, self.poll_interval),
+                timeout=wait,
+                **self._connection(),
+            ),
+            method_name="execute_after_restorable_wait",
+            timeout=self.restorable_wait + timedelta(minutes=5),
+        )
+
+    def execute_after_restorable_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """
+        Resume after the restorable-time trigger: start the export (its time is restorable now), or, when the wait
+        ran out, fail so that a retry tries again.
+        """
+        event = event or {}
+        if event.get("status") != "restorable":
+            raise AirflowException(f"Table {self.table_name!r}: {event.get('message')}; a retry tries again.")
+        self._restorable_wait_spent = True  # the time is checked once more, and never waited for twice
+        result: dict[str, Any] = self.execute(context)
+        return result
 
     def _check_bucket(self) -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -387,6 +457,27 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
             )
             self._check_restorable(name, recovery, moment, moment)
             return {"ExportTime": moment}
+        if self.chained:
+            first, last = self._chain_window(context, recovery)
+        else:
+            first, last = self._given_window(context)
+        check_incremental_window(first, last, table_name=self.table_name)
+        self._check_restorable(name, recovery, first, last)
+        spec = {"ExportFromTime": first, "ExportToTime": last, "ExportViewType": self.export_view_type}
+        return {"IncrementalExportSpecification": spec}
+
+    @property
+    def chained(self) -> bool:
+        """Whether this incremental export takes its window from the chain at ``chain_destination``."""
+        return (
+            self.export_type == "INCREMENTAL_EXPORT"
+            and bool(self.chain_destination)
+            and not self.export_from_time
+            and not self.export_to_time
+        )
+
+    def _given_window(self, context: Context | dict[str, Any]) -> tuple[datetime, datetime]:
+        """The window given as ``export_from_time``/``export_to_time``, else the run's data interval."""
         first = (
             utc_datetime(self.export_from_time, "export_from_time")
             if self.export_from_time
@@ -397,15 +488,56 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
             if self.export_to_time
             else _run_time(context, "data_interval_end")
         )
-        if first is None or last is None:
-            raise self._fail(
-                "an incremental export needs a window: give export_from_time and export_to_time, or run it in a "
-                "scheduled DAG whose runs have a data interval."
+        if first is None or last is None or (first == last and not self.export_from_time):
+            interval = (
+                "no data interval" if first is None or last is None else f"an empty data interval ({first.isoformat()})"
             )
-        check_incremental_window(first, last, table_name=self.table_name)
-        self._check_restorable(name, recovery, first, last)
-        spec = {"ExportFromTime": first, "ExportToTime": last, "ExportViewType": self.export_view_type}
-        return {"IncrementalExportSpecification": spec}
+            raise self._fail(
+                f"an incremental export needs a window, and this run has {interval} (Airflow 3's cron schedules "
+                "give each run an empty one). Give chain_destination (each window then starts where the last "
+                "committed one ended), or export_from_time and export_to_time."
+            )
+        return first, last
+
+    def _chain_window(self, context: Context | dict[str, Any], recovery: dict[str, Any]) -> tuple[datetime, datetime]:
+        """
+        The next window of the chain at ``chain_destination``.
+
+        :raises AirflowSkipException: nothing to export yet.
+        :raises AirflowFailException: the chain is broken or no longer restorable.
+        """
+        chain = self.open_destination(str(self.chain_destination), self.dest_aws_conn_id)
+        earliest_value = recovery.get("EarliestRestorableDateTime")
+        earliest = None if earliest_value is None else utc_datetime(earliest_value, "EarliestRestorableDateTime")
+        last_end = chain_end(chain)
+        if last_end is None:
+            last_end = utc_datetime(self.chain_start, "chain_start") if self.chain_start else earliest
+            if last_end is None:
+                raise self._fail(
+                    f"the chain at {chain.uri} is new and the table reports no earliest restorable time; give "
+                    "chain_start, where the chain starts (ISO 8601)."
+                )
+            self.log.info("The chain at %s is new: it starts at %s", chain.uri, last_end.isoformat())
+        hint = _run_time(context, "data_interval_end")
+        now = datetime.now(timezone.utc)
+        window = next_window(last_end, hint, now, earliest, table_name=self.table_name)
+        if window is None:
+            raise AirflowSkipException(
+                f"Table {self.table_name!r}: nothing to export yet: the chain at {chain.uri} ends at "
+                f"{last_end.isoformat()}, and this run ends at {(hint or now).isoformat()}; an incremental export "
+                "needs at least 15 minutes (a run whose window is already exported has nothing to do)."
+            )
+        behind = (hint or now) - window[1]
+        self.log.info(
+            "Chain at %s: exporting %s to %s%s",
+            chain.uri,
+            window[0].isoformat(),
+            window[1].isoformat(),
+            f"; the chain is then still {behind} behind this run's end (the next runs catch up, 24 hours each)"
+            if behind.total_seconds() > 0
+            else "",
+        )
+        return window
 
     def build_request(self, context: Context | dict[str, Any]) -> tuple[dict[str, Any], str]:
         """
@@ -426,6 +558,8 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
         }
         try:
             request.update(self._time_request(context, name, recovery))
+        except DestinationError:
+            raise  # reading the chain's manifests may fail for a moment (S3); a retry reads them again
         except DynamoScanError as error:
             raise AirflowFailException(str(error)) from error
         optional = {
@@ -435,7 +569,12 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
             "S3SseKmsKeyId": self.s3_sse_kms_key_id,
         }
         request.update({key: value for key, value in optional.items() if value})
-        request["ClientToken"] = client_token(_task_identity(context, self.task_id, self.dag_id), request)
+        identity = _task_identity(context, self.task_id, self.dag_id)
+        if self.chained:
+            # One export per window, whichever run asks: a re-triggered run reuses the export of a window that an
+            # earlier run exported but did not commit.
+            identity = {"dag_id": identity["dag_id"], "task_id": identity["task_id"], "chain": self.chain_destination}
+        request["ClientToken"] = client_token(identity, request)
         return request, name
 
     def _start(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -503,6 +642,8 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
                 f"{description.get('FailureMessage')}"
             )
         result = export_result(self.table_name, description)
+        if self.chained:
+            result.update(self._chain_result(result))
         self.log.info(
             "Export %s of table %s completed: %s items, %s billed bytes; manifest %s",
             result["export_arn"],
@@ -512,6 +653,20 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
             result["manifest_summary_key"],
         )
         return result
+
+    def _chain_result(self, result: dict[str, Any]) -> dict[str, Any]:
+        """The window of a chained export, and the folder its conversion is committed to."""
+        from airflow_dynamoscan.storage.destinations import normalize_destination
+
+        try:
+            chain_uri = normalize_destination(str(self.chain_destination))
+            window = ExportWindow(
+                utc_datetime(result["export_from_time"], "ExportFromTime"),
+                utc_datetime(result["export_to_time"], "ExportToTime"),
+            )
+        except DynamoScanError as error:
+            raise self._fail(f"the finished export names no window of the chain: {error}") from error
+        return {WINDOW_FIELD: window.as_dict(chain_uri), "window_destination": f"{chain_uri}/{window.folder}"}
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage: the DynamoDB table in, the export's S3 prefix out (needs the OpenLineage provider)."""
@@ -533,6 +688,24 @@ class DynamoDBNativeExportOperator(AwsConnectionOperator):
         raise AirflowException(f"Table {self.table_name!r}: {event.get('message')}")
 
 
+def table_key_types(hook: DynamoDBScanHook, table_name: str) -> dict[str, str]:
+    """
+    Return the column types of the table's key attributes (see
+    :func:`~airflow_dynamoscan.export.schema.key_column_types`), or ``{}`` when DescribeTable is not possible: a
+    native export outlives its table, and converting it needs no access to the table.
+    """
+    try:
+        return key_column_types(hook.describe_table(table_name))
+    except (DynamoScanError, ClientError, BotoCoreError) as error:
+        log.warning(
+            "Table %s: the key attributes are not known (%s); a converted export without records gets only the "
+            "extra column",
+            table_name,
+            type(error).__name__,
+        )
+        return {}
+
+
 def plan_native_export_files(
     export: dict[str, Any],
     *,
@@ -542,6 +715,7 @@ def plan_native_export_files(
     file_format: str = "jsonl",
     columns: list[str] | None = None,
     plan_schema: bool = True,
+    key_types: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """
     Read a finished export's manifests and return the keyword sets of the mapped convert tasks.
@@ -555,8 +729,11 @@ def plan_native_export_files(
     :param columns: for CSV and Parquet, the attributes to convert, in this order
     :param plan_schema: for CSV and Parquet, plan the export's one schema here
         (:func:`~airflow_dynamoscan.export.native.plan_native_schema`), once, and give it to every convert task
+    :param key_types: the table's key attributes and their column types (see :func:`table_key_types`): the
+        columns of the schema of an export without any record
     :return: ``[{"data_files": [...], "segment": i, "total_segments": n, "incremental": bool,
-        "source_bucket": ..., "source_prefix": ...}, ...]``, one per batch (with ``"schema"`` when planned); an
+        "source_bucket": ..., "source_prefix": ...}, ...]``, one per batch (with ``"schema"`` when planned, and for
+        an export of a chain its ``"destination"``, the window's folder, and its ``"incremental_window"``); an
         export without data files gives one empty batch.
     :raises AirflowFailException: the manifests are missing, malformed, in ``ION``, or disagree.
     """
@@ -567,6 +744,7 @@ def plan_native_export_files(
             f"{sorted(export)}."
         )
     try:
+        validate_format(file_format, None, table_name=export.get("table_name"))
         summary = read_summary(s3_client, bucket, key)
         data_files = read_data_files(s3_client, summary)
         batches = batch_data_files(data_files, files_per_task, max_batches=max_tasks)
@@ -575,8 +753,12 @@ def plan_native_export_files(
             "source_bucket": bucket,
             "source_prefix": export.get("s3_prefix"),
         }
+        if export.get(WINDOW_FIELD):
+            shared.update({"destination": export["window_destination"], WINDOW_FIELD: export[WINDOW_FIELD]})
         if plan_schema and uses_schema(file_format):
-            schema = plan_native_schema(s3_client, bucket, data_files, incremental=summary.incremental, columns=columns)
+            schema = plan_native_schema(
+                s3_client, bucket, data_files, incremental=summary.incremental, columns=columns, key_types=key_types
+            )
             shared["schema"] = schema.to_json()
     except DynamoScanError as error:
         raise AirflowFailException(str(error)) from error
@@ -616,6 +798,8 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
     :param columns: CSV and Parquet columns, in order
     :param schema: for CSV and Parquet, the export's one schema (JSON form), as :func:`plan_native_export_files`
         plans it for every convert task (mappable); ``None`` plans one from this task's first rows
+    :param incremental_window: the window of an export of a chain (mappable), recorded in the result and so in the
+        manifest, which checks it against the chain before committing
     :param overwrite: write even if the destination already holds a complete export
     :param verify_md5: also check each file's ``md5Checksum`` (see :mod:`airflow_dynamoscan.export.native`)
     :param aws_conn_id: the connection that reads the export's bucket
@@ -651,6 +835,7 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
         max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES,
         columns: list[str] | None = None,
         schema: dict[str, Any] | None = None,
+        incremental_window: dict[str, Any] | None = None,
         overwrite: bool = False,
         verify_md5: bool = False,
         dest_aws_conn_id: str | None = SAME_AS_AWS_CONN_ID,
@@ -658,12 +843,20 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.table_name, self.destination, self.overwrite = table_name, destination, overwrite
+        self.incremental_window = incremental_window
         self.source_bucket, self.source_prefix = source_bucket, source_prefix
         self.data_files, self.incremental, self.verify_md5 = data_files, incremental, verify_md5
         self.segment, self.total_segments = segment, total_segments
         self.file_format, self.compression, self.max_file_bytes = file_format, compression, max_file_bytes
         self.columns, self.schema = columns, schema
         self.dest_aws_conn_id = self.connection_or_default(dest_aws_conn_id)
+
+    @cached_property
+    def hook(self) -> DynamoDBScanHook:
+        """The hook of the table's connection (its key attributes, for the schema of an export without records)."""
+        return DynamoDBScanHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -673,10 +866,22 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
             compression = validate_format(self.file_format, self.compression, table_name=self.table_name)
             prefix = segment_prefix(self.segment, self.total_segments, table_name=self.table_name)
             destination = self._open_destination()
+            s3_client = S3Hook(aws_conn_id=self.aws_conn_id, verify=self.verify).get_conn()
+            data_files = [NativeDataFile.from_dict(data_file) for data_file in self.data_files]
+            schema: Any = self.schema
+            if schema is None and uses_schema(self.file_format):
+                schema = plan_native_schema(
+                    s3_client,
+                    self.source_bucket,
+                    data_files,
+                    incremental=self.incremental,
+                    columns=self.columns,
+                    key_types=table_key_types(self.hook, self.table_name),
+                )
             written = convert_data_files(
-                S3Hook(aws_conn_id=self.aws_conn_id, verify=self.verify).get_conn(),
+                s3_client,
                 self.source_bucket,
-                [NativeDataFile.from_dict(data_file) for data_file in self.data_files],
+                data_files,
                 destination,
                 incremental=self.incremental,
                 file_format=self.file_format,
@@ -684,7 +889,7 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
                 prefix=prefix,
                 max_file_bytes=self.max_file_bytes,
                 columns=self.columns,
-                schema=self.schema,
+                schema=schema,
                 verify_md5=self.verify_md5,
             )
         except DestinationError:
@@ -702,6 +907,12 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
 
     def _open_destination(self) -> Destination:
         destination = self.open_destination(self.destination, self.dest_aws_conn_id)
+        if self.incremental_window and destination.exists(MANIFEST_NAME):
+            # Another run computed the same window and committed it first: the changes are there, once.
+            raise AirflowSkipException(
+                f"Table {self.table_name!r}: the window {self.incremental_window.get('export_from_time')} to "
+                f"{self.incremental_window.get('export_to_time')} is already committed at {destination.uri}."
+            )
         if not self.overwrite and destination.exists(MANIFEST_NAME):
             raise DestinationError(
                 f"Table {self.table_name!r}: destination {destination.uri} already holds a complete export "
@@ -718,6 +929,8 @@ class DynamoDBNativeExportConvertOperator(AwsConnectionOperator):
             layout["schema"] = written["schema"]
         if self.file_format == "csv":
             layout["csv_formula_escaping"] = False
+        if self.incremental_window:
+            layout[WINDOW_FIELD] = self.incremental_window
         return {
             "table_name": self.table_name,
             "segment": self.segment,

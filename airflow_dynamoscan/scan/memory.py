@@ -81,6 +81,13 @@ class MemoryBudget:
             allowed = self.pages - 2
         return max(1, min(workers, allowed))
 
+    def memory_for_workers(self, workers: int, *, parsed_by_caller: bool = True) -> int:
+        """The smallest ``max_memory_mb``, at least this budget's, whose :meth:`max_workers` allows ``workers``."""
+        memory = self.max_memory_mb
+        while MemoryBudget(memory).max_workers(workers, parsed_by_caller=parsed_by_caller) < workers:
+            memory += 8
+        return memory
+
     def pages_in_flight(self, workers: int, *, parsed_by_caller: bool = True) -> int:
         """
         What may wait for the caller (at least 1): a message per worker (``parsed_by_caller``: bodies to parse

@@ -52,20 +52,58 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+@dataclass(frozen=True)
+class _CapacityKind:
+    # The names of one side's parameters and DescribeTable fields: reads and writes are budgeted alike.
+    side: str  # "read" or "write"
+    units: str  # "RCU" or "WCU"
+    provisioned_field: str
+    on_demand_field: str
+
+    @property
+    def fraction_parameter(self) -> str:
+        return f"{self.side}_capacity_fraction"
+
+    @property
+    def ceiling_parameter(self) -> str:
+        return f"max_{self.side}_capacity_units"
+
+
+_READ = _CapacityKind("read", "RCU", "ReadCapacityUnits", "MaxReadRequestUnits")
+_WRITE = _CapacityKind("write", "WCU", "WriteCapacityUnits", "MaxWriteRequestUnits")
+
+
+def _validate_fraction(kind: _CapacityKind, value: object, table_name: str | None) -> float | None:
+    if value is None:
+        return None
+    if not _is_number(value) or not 0 < value <= 1:  # type: ignore[operator]
+        raise InvalidScanArgumentError(
+            f"{_where(table_name)}{kind.fraction_parameter}={value!r} is not allowed; it must be a number greater "
+            f"than 0 and at most 1, the share of the table's {kind.side} capacity the "
+            f"{'scan' if kind is _READ else 'transform'} may use (e.g. 0.25), or None."
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+def _validate_ceiling(kind: _CapacityKind, value: object, table_name: str | None) -> float | None:
+    if value is None:
+        return None
+    if not _is_number(value) or value <= 0:  # type: ignore[operator]
+        raise InvalidScanArgumentError(
+            f"{_where(table_name)}{kind.ceiling_parameter}={value!r} is not allowed; it must be a number greater "
+            f"than 0, the {kind.side} capacity units per second the whole "
+            f"{'scan' if kind is _READ else 'transform'} may use, or None."
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
 def validate_read_capacity_fraction(value: object, table_name: str | None = None) -> float | None:
     """
     Return ``value`` as a float after checking it is ``None`` or a number in ``(0, 1]``.
 
     :raises InvalidScanArgumentError: naming the table (if given), the value and the allowed range.
     """
-    if value is None:
-        return None
-    if not _is_number(value) or not 0 < value <= 1:  # type: ignore[operator]
-        raise InvalidScanArgumentError(
-            f"{_where(table_name)}read_capacity_fraction={value!r} is not allowed; it must be a number greater than "
-            "0 and at most 1, the share of the table's read capacity the scan may use (e.g. 0.25), or None."
-        )
-    return float(value)  # type: ignore[arg-type]
+    return _validate_fraction(_READ, value, table_name)
 
 
 def validate_max_read_capacity_units(value: object, table_name: str | None = None) -> float | None:
@@ -74,14 +112,41 @@ def validate_max_read_capacity_units(value: object, table_name: str | None = Non
 
     :raises InvalidScanArgumentError: naming the table (if given), the value and the allowed range.
     """
-    if value is None:
-        return None
-    if not _is_number(value) or value <= 0:  # type: ignore[operator]
-        raise InvalidScanArgumentError(
-            f"{_where(table_name)}max_read_capacity_units={value!r} is not allowed; it must be a number greater "
-            "than 0, the read capacity units per second the whole scan may use, or None."
-        )
-    return float(value)  # type: ignore[arg-type]
+    return _validate_ceiling(_READ, value, table_name)
+
+
+def validate_write_capacity_fraction(value: object, table_name: str | None = None) -> float | None:
+    """
+    Return ``value`` as a float after checking it is ``None`` or a number in ``(0, 1]``.
+
+    :raises InvalidScanArgumentError: naming the table (if given), the value and the allowed range.
+    """
+    return _validate_fraction(_WRITE, value, table_name)
+
+
+def validate_max_write_capacity_units(value: object, table_name: str | None = None) -> float | None:
+    """
+    Return ``value`` as a float after checking it is ``None`` or a number greater than 0.
+
+    :raises InvalidScanArgumentError: naming the table (if given), the value and the allowed range.
+    """
+    return _validate_ceiling(_WRITE, value, table_name)
+
+
+def _table_capacity(
+    kind: _CapacityKind, description: Mapping[str, Any], index_name: str | None
+) -> tuple[str, float | None]:
+    billing_mode = str((description.get("BillingModeSummary") or {}).get("BillingMode") or PROVISIONED)
+    source: Mapping[str, Any] = description
+    for index in description.get("GlobalSecondaryIndexes") or ():
+        if index_name is not None and index.get("IndexName") == index_name:
+            source = index
+    if billing_mode == PAY_PER_REQUEST:
+        units: Any = (source.get("OnDemandThroughput") or {}).get(kind.on_demand_field)
+    else:
+        units = (source.get("ProvisionedThroughput") or {}).get(kind.provisioned_field)
+    # On-demand tables report capacity units 0, and a maximum of -1 for "no maximum".
+    return billing_mode, float(units) if _is_number(units) and units > 0 else None
 
 
 def table_read_capacity(description: Mapping[str, Any], *, index_name: str | None = None) -> tuple[str, float | None]:
@@ -92,17 +157,56 @@ def table_read_capacity(description: Mapping[str, Any], *, index_name: str | Non
     if the table has such a maximum, else ``None``. With ``index_name`` naming a global secondary index, that
     index's own throughput; a local secondary index reads the table's.
     """
-    billing_mode = str((description.get("BillingModeSummary") or {}).get("BillingMode") or PROVISIONED)
-    source: Mapping[str, Any] = description
-    for index in description.get("GlobalSecondaryIndexes") or ():
-        if index_name is not None and index.get("IndexName") == index_name:
-            source = index
-    if billing_mode == PAY_PER_REQUEST:
-        units: Any = (source.get("OnDemandThroughput") or {}).get("MaxReadRequestUnits")
-    else:
-        units = (source.get("ProvisionedThroughput") or {}).get("ReadCapacityUnits")
-    # On-demand tables report ReadCapacityUnits 0, and MaxReadRequestUnits -1 for "no maximum".
-    return billing_mode, float(units) if _is_number(units) and units > 0 else None
+    return _table_capacity(_READ, description, index_name)
+
+
+def table_write_capacity(description: Mapping[str, Any]) -> tuple[str, float | None]:
+    """
+    Return the billing mode of a table and its write capacity in WCU per second, from DescribeTable's ``Table``.
+
+    Provisioned: ``ProvisionedThroughput.WriteCapacityUnits``. On-demand:
+    ``OnDemandThroughput.MaxWriteRequestUnits`` if the table has such a maximum, else ``None``.
+    """
+    return _table_capacity(_WRITE, description, None)
+
+
+def _capacity_budget(
+    kind: _CapacityKind,
+    description: Mapping[str, Any],
+    fraction_value: float | None,
+    ceiling_value: float | None,
+    index_name: str | None,
+) -> float | None:
+    table_name = str(description.get("TableName", "")) or None
+    fraction = _validate_fraction(kind, fraction_value, table_name)
+    ceiling = _validate_ceiling(kind, ceiling_value, table_name)
+    if fraction is None:
+        return ceiling
+    billing_mode, capacity = _table_capacity(kind, description, index_name)
+    work = "scan" if kind is _READ else "transform"
+    if capacity is None:
+        if ceiling is None:
+            raise InvalidScanArgumentError(
+                f"{_where(table_name)}{kind.fraction_parameter}={fraction!r} needs the table's {kind.side} capacity, "
+                f"but the table{'' if index_name is None else f' (index {index_name!r})'} has billing mode "
+                f"{billing_mode} and no maximum {kind.side} throughput (OnDemandThroughput.{kind.on_demand_field}). "
+                f"Give {kind.ceiling_parameter}, the {kind.side} capacity units per second the whole {work} may use."
+            )
+        log.info(
+            "Table %s has billing mode %s without a maximum %s throughput: the %s may use %s=%s %s/s; %s does not "
+            "apply",
+            table_name,
+            billing_mode,
+            kind.side,
+            work,
+            kind.ceiling_parameter,
+            ceiling,
+            kind.units,
+            kind.fraction_parameter,
+        )
+        return ceiling
+    budget = fraction * capacity
+    return budget if ceiling is None else min(budget, ceiling)
 
 
 def read_capacity_budget(
@@ -127,30 +231,31 @@ def read_capacity_budget(
         maximum read throughput and no ``max_read_capacity_units``; the message names the table, its billing mode
         and the parameter to give.
     """
-    table_name = str(description.get("TableName", "")) or None
-    fraction = validate_read_capacity_fraction(read_capacity_fraction, table_name)
-    ceiling = validate_max_read_capacity_units(max_read_capacity_units, table_name)
-    if fraction is None:
-        return ceiling
-    billing_mode, capacity = table_read_capacity(description, index_name=index_name)
-    if capacity is None:
-        if ceiling is None:
-            raise InvalidScanArgumentError(
-                f"{_where(table_name)}read_capacity_fraction={fraction!r} needs the table's read capacity, but the "
-                f"table{'' if index_name is None else f' (index {index_name!r})'} has billing mode {billing_mode} "
-                "and no maximum read throughput (OnDemandThroughput.MaxReadRequestUnits). Give "
-                "max_read_capacity_units, the read capacity units per second the whole scan may use."
-            )
-        log.info(
-            "Table %s has billing mode %s without a maximum read throughput: the scan may use "
-            "max_read_capacity_units=%s RCU/s; read_capacity_fraction does not apply",
-            table_name,
-            billing_mode,
-            ceiling,
-        )
-        return ceiling
-    budget = fraction * capacity
-    return budget if ceiling is None else min(budget, ceiling)
+    return _capacity_budget(_READ, description, read_capacity_fraction, max_read_capacity_units, index_name)
+
+
+def write_capacity_budget(
+    description: Mapping[str, Any],
+    *,
+    write_capacity_fraction: float | None,
+    max_write_capacity_units: float | None,
+) -> float | None:
+    """
+    Return the write capacity units per second a whole transform may use in the table, or ``None`` for no limit.
+
+    The twin of :func:`read_capacity_budget`: the smallest of ``write_capacity_fraction`` times the table's write
+    capacity (see :func:`table_write_capacity`) and ``max_write_capacity_units``. An on-demand table without a
+    maximum write throughput has no capacity to take a share of: there ``max_write_capacity_units`` is the
+    budget, and must be given.
+
+    :param description: DescribeTable's ``Table`` of the table written
+    :param write_capacity_fraction: share of the table's write capacity, in ``(0, 1]``, or ``None``
+    :param max_write_capacity_units: the most WCU per second the transform may use, or ``None``
+    :raises InvalidScanArgumentError: a parameter out of range, or a fraction of an on-demand table without a
+        maximum write throughput and no ``max_write_capacity_units``; the message names the table, its billing
+        mode and the parameter to give.
+    """
+    return _capacity_budget(_WRITE, description, write_capacity_fraction, max_write_capacity_units, None)
 
 
 class TokenBucket:
@@ -189,7 +294,9 @@ class TokenBucket:
 
     def _refill(self) -> None:
         now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        # Time saves up to ``burst``; a refund (a take found to cost less than reserved) is kept above it.
+        if self._tokens < self.burst:
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
         self._updated = now
 
     @property
@@ -324,3 +431,84 @@ class ReadCapacityPacer:
                 self._seen_capacity = self._seen_capacity * _ESTIMATE_DECAY + consumed_capacity
                 self._seen_items = self._seen_items * _ESTIMATE_DECAY + scanned_count
         self.bucket.charge(consumed_capacity - request.expected_capacity)
+
+
+class WriteCapacityPacer:
+    """
+    Pace the writes of one task (any number of threads) to ``units_per_second`` consumed write capacity.
+
+    Before each request, :meth:`before_write` reserves what the request is expected to cost (its items times the
+    capacity a written item was seen to cost; 1 WCU per item before any was seen) in a :class:`TokenBucket` that
+    saves up nothing, and waits until the budget allows it. After it, :meth:`after_write` charges the bucket with
+    the ``ConsumedCapacity`` the response reports, so the average stays at the budget even when the estimate was
+    off. A request that fails (a conditional check, throttling) keeps its reservation: DynamoDB charges a failed
+    conditional write too. Requests are released one after another at the budget's pace, so over any window of one
+    second the writes started cost at most the budget plus the one request that opened the window.
+
+    :param units_per_second: the budget of this task, in WCU per second
+    :param clock: seconds, monotonic (tests pass a fake)
+    :param sleep: waits (tests pass a fake)
+    :raises InvalidScanArgumentError: a budget that is not a positive number.
+    """
+
+    def __init__(
+        self,
+        units_per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not _is_number(units_per_second) or units_per_second <= 0:
+            raise InvalidScanArgumentError(
+                f"A write capacity budget of {units_per_second!r} WCU/s is not allowed; it must be a number > 0."
+            )
+        self.units_per_second = float(units_per_second)
+        self.bucket = TokenBucket(self.units_per_second, burst=0.0, clock=clock, sleep=sleep)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen_capacity = 0.0
+        self._seen_items = 0.0
+        self._consumed = 0.0
+        self._first_write: float | None = None
+        self._last_write: float | None = None
+
+    @property
+    def item_capacity(self) -> float:
+        """The capacity one written item was seen to cost, weighted towards recent writes; 1 WCU before any."""
+        with self._lock:
+            return self._seen_capacity / self._seen_items if self._seen_items else 1.0
+
+    def before_write(self, items: int = 1) -> float:
+        """Reserve the expected capacity of a request writing ``items`` items, wait for it; return the reservation."""
+        expected = max(1.0, items * self.item_capacity)
+        self.bucket.take(expected)
+        with self._lock:
+            if self._first_write is None:
+                self._first_write = self._clock()
+        return expected
+
+    def after_write(self, expected: float, consumed_capacity: float | None, items: int = 1) -> None:
+        """Settle a request that reserved ``expected`` with what its response reports (``None``: it stands)."""
+        with self._lock:
+            self._last_write = self._clock()
+            if consumed_capacity is None:
+                self._consumed += expected
+                return
+            self._consumed += consumed_capacity
+            if items > 0:
+                self._seen_capacity = self._seen_capacity * _ESTIMATE_DECAY + consumed_capacity
+                self._seen_items = self._seen_items * _ESTIMATE_DECAY + items
+        self.bucket.charge(consumed_capacity - expected)
+
+    @property
+    def consumed(self) -> float:
+        """The write capacity the task's writes consumed (reservations of requests that reported none)."""
+        with self._lock:
+            return self._consumed
+
+    def achieved(self) -> float | None:
+        """WCU per second from the first write's release to the last response, ``None`` before two such times."""
+        with self._lock:
+            if self._first_write is None or self._last_write is None or self._last_write <= self._first_write:
+                return None
+            return self._consumed / (self._last_write - self._first_write)

@@ -158,6 +158,7 @@ class ScanProgress:
         or ``None``; called at most once, when the first progress line is due
     :param read_capacity_budget: the scan's budget in RCU per second, for the summary, or ``None``
     :param clock: seconds, monotonic (tests pass a fake)
+    :param summary_level: the log level of the summary line (INFO; DEBUG for a sample its caller reports)
     """
 
     def __init__(
@@ -170,8 +171,10 @@ class ScanProgress:
         expected_items: Callable[[], int | None] | None = None,
         read_capacity_budget: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        summary_level: int = logging.INFO,
     ) -> None:
         self.stats = stats
+        self.summary_level = summary_level
         self.table_name = table_name
         self.scope = scope
         self.interval = interval or None
@@ -250,5 +253,5 @@ class ScanProgress:
         if self.read_capacity_budget is not None:
             message += " (budget %.2f RCU/s)"
             arguments.append(self.read_capacity_budget)
-        log.info(message, *arguments)
+        log.log(self.summary_level, message, *arguments)
         return snapshot

@@ -20,6 +20,7 @@ import gc
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -154,6 +155,7 @@ class ScanControl:
         is logged anyway)
     :param expected_items: returns about how many items the scan reads, for a percentage in progress lines, or
         ``None``; called at most once, when the first line is due
+    :param log_summary: log the scan's summary line at INFO (``False``: at DEBUG)
     :param relaxed_collector: while the scan runs, collect the young generation less often (see
         :func:`relaxed_collector`); the default is ``True`` unless the environment variable
         :data:`RELAXED_COLLECTOR_ENV` is ``0``/``false``/``no``/``off``
@@ -165,6 +167,7 @@ class ScanControl:
     progress_interval: float | None = None
     expected_items: Callable[[], int | None] | None = None
     relaxed_collector: bool = field(default_factory=lambda: relaxed_collector_default())
+    log_summary: bool = True
 
 
 class _ScanStopped(Exception):
@@ -187,6 +190,7 @@ def _start_run(control: ScanControl | None, table_name: str, scope: str) -> _Sca
         interval=control.progress_interval,
         expected_items=control.expected_items,
         read_capacity_budget=control.pacer.units_per_second if control.pacer is not None else None,
+        summary_level=logging.INFO if control.log_summary else logging.DEBUG,
     )
     return _ScanRun(control, progress)
 
@@ -268,17 +272,57 @@ def serialize_expression_values(table_name: str, values: object) -> dict[str, An
         if is_attribute_value(value):
             serialized[placeholder] = dict(value)
             continue
-        try:
-            serialized[placeholder] = _serializer.serialize(value)
-        except (TypeError, ValueError) as error:
-            kind = type(value).__name__
-            hint = "use decimal.Decimal or int" if isinstance(value, float) else str(error)
-            raise InvalidScanArgumentError(
-                f"Table {table_name!r}: ExpressionAttributeValues[{placeholder!r}] is a {kind}, which DynamoDB "
-                f"cannot store ({hint}). Allowed: str, int, decimal.Decimal, bytes, bool, None, non-empty sets, "
-                'lists, dicts, or an AttributeValue such as {"S": "paid"}.'
-            ) from None
+        if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+            # A template renders as text: "{{ params.min }}" gives "5", a string, which never equals a number.
+            log.warning(
+                "Table %s: ExpressionAttributeValues[%r] is a string that looks like a number; it is sent as a "
+                'string ({"S": ...}), which matches no number attribute. A templated value renders as text: for a '
+                'number, write {"%s": {"N": "{{ ... }}"}} or set render_template_as_native_obj=True on the DAG '
+                "(see docs/troubleshooting.md)",
+                table_name,
+                placeholder,
+                placeholder,
+            )
+        problem = _unstorable(value)
+        if problem is None:
+            try:
+                serialized[placeholder] = _serializer.serialize(value)
+                continue
+            except (TypeError, ValueError) as error:
+                problem = "use decimal.Decimal or int" if isinstance(value, float) else str(error)
+            except ArithmeticError:  # decimal.Inexact, decimal.Rounded: more digits than DynamoDB keeps
+                problem = f"a number of more than {_MAX_NUMBER_DIGITS} significant digits"
+        raise InvalidScanArgumentError(
+            f"Table {table_name!r}: ExpressionAttributeValues[{placeholder!r}] is a {type(value).__name__}, which "
+            f"DynamoDB cannot store ({problem}). Allowed: str, int, decimal.Decimal (at most {_MAX_NUMBER_DIGITS} "
+            "significant digits), bytes, bool, None, non-empty sets, lists, dicts, or an AttributeValue such as "
+            '{"S": "paid"}.'
+        ) from None
     return serialized
+
+
+#: Text a template renders from a number: "5", "-2.50", "1e3".
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+#: DynamoDB keeps numbers of up to 38 significant digits.
+_MAX_NUMBER_DIGITS = 38
+
+
+def _unstorable(value: object) -> str | None:
+    """What DynamoDB refuses in a plain Python value that boto3's serializer lets through (an empty set), or None."""
+    if isinstance(value, (set, frozenset)):
+        return "an empty set; DynamoDB sets hold at least one element" if not value else None
+    if isinstance(value, Mapping):
+        values: Any = value.values()
+    elif isinstance(value, (list, tuple)):
+        values = value
+    else:
+        return None
+    for element in values:
+        problem = _unstorable(element)
+        if problem is not None:
+            return problem
+    return None
 
 
 def check_scan_kwargs(
@@ -606,14 +650,22 @@ def _plan_workers(
     requested = validate_max_workers(
         min(DEFAULT_MAX_WORKERS, segments) if max_workers is None else max_workers, table_name
     )
-    workers = budget.max_workers(max(1, min(requested, segments)), parsed_by_caller=parsed_by_caller)
-    if workers < min(requested, segments):
-        log.info(
-            "Parallel scan of %s: %s workers instead of %s, within max_memory_mb=%s",
+    wanted = max(1, min(requested, segments))
+    workers = budget.max_workers(wanted, parsed_by_caller=parsed_by_caller)
+    if workers < wanted:
+        # By default a scan runs as many workers (up to DEFAULT_MAX_WORKERS) as its memory budget holds; only
+        # workers asked for by name, and not run, are worth a line at INFO.
+        log.log(
+            logging.DEBUG if max_workers is None else logging.INFO,
+            "Parallel scan of %s: %s workers instead of the %s asked for: max_memory_mb=%s holds the pages of %s; "
+            "max_memory_mb=%s runs %s",
             table_name,
             workers,
-            requested,
+            wanted,
             budget.max_memory_mb,
+            workers,
+            budget.memory_for_workers(wanted, parsed_by_caller=parsed_by_caller),
+            wanted,
         )
     in_flight = budget.pages_in_flight(workers, parsed_by_caller=parsed_by_caller)
     if max_pages_in_flight is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import builtins
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -26,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from airflow_dynamoscan.exceptions import DestinationError, InvalidScanArgumentError
+from airflow_dynamoscan.exceptions import DestinationError, InvalidScanArgumentError, MissingBucketError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -76,6 +77,22 @@ class Destination(abc.ABC):
         """
         with self.open_part(relative) as part:
             part.write(data)
+
+    @abc.abstractmethod
+    def create_bytes(self, relative: str, data: bytes) -> bool:
+        """
+        Write ``data`` as the file ``relative`` unless that file exists, in one step no other writer can split.
+
+        Of several callers that create the same name at once, exactly one gets ``True``; a reader sees either no
+        file or all of ``data``, never a part of it.
+
+        :return: whether this call created the file (``False``: it was already there, and is left as it was)
+        :raises DestinationError: the file cannot be written; names the destination.
+        """
+
+    @abc.abstractmethod
+    def parent(self) -> Destination | None:
+        """Return the folder (local) or prefix (S3) that holds this destination, or ``None`` at the top."""
 
     @abc.abstractmethod
     def read_bytes(self, relative: str) -> bytes:
@@ -153,7 +170,7 @@ class LocalDestination(Destination):
         return DestinationError(f"Destination {self.uri!r}: cannot {action} {what}: {reason} ({error}).")
 
     @contextlib.contextmanager
-    def _open_part(self, relative: str) -> Iterator[IO[bytes]]:
+    def _open_part(self, relative: str, *, exclusive: bool = False) -> Iterator[IO[bytes]]:
         target = self._path(relative)
         directory, name = os.path.split(target)
         aside = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
@@ -173,10 +190,15 @@ class LocalDestination(Destination):
                 except OSError as error:
                     raise self._error("write", relative, error) from error
             try:
-                os.replace(aside, target)
+                if exclusive:
+                    _link_unless_exists(aside, target)
+                else:
+                    os.replace(aside, target)
+            except FileExistsError:
+                raise
             except OSError as error:
                 raise self._error("commit", relative, error) from error
-            committed = True
+            committed = not exclusive  # a hard link leaves the hidden name behind: it goes below
         finally:
             if not committed:
                 with contextlib.suppress(OSError):
@@ -185,6 +207,23 @@ class LocalDestination(Destination):
     def open_part(self, relative: str) -> contextlib.AbstractContextManager[IO[bytes]]:
         """See :meth:`Destination.open_part`: written to a hidden file in the same directory, then renamed."""
         return self._open_part(relative)
+
+    def create_bytes(self, relative: str, data: bytes) -> bool:
+        """
+        See :meth:`Destination.create_bytes`: written to a hidden file in the same directory, then hard-linked to
+        ``relative``, which fails if that name exists.
+        """
+        try:
+            with self._open_part(relative, exclusive=True) as part:
+                part.write(data)
+        except FileExistsError:
+            return False
+        return True
+
+    def parent(self) -> LocalDestination | None:
+        """See :meth:`Destination.parent`: the directory above, or ``None`` for ``/``."""
+        above = os.path.dirname(self.root)
+        return None if above == self.root else LocalDestination(above)
 
     def read_bytes(self, relative: str) -> bytes:
         """See :meth:`Destination.read_bytes`."""
@@ -263,6 +302,13 @@ class S3Destination(Destination):
 
     def _error(self, action: str, relative: str, error: Exception, *, what: str | None = None) -> DestinationError:
         what = repr(relative) if what is None else what
+        if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            # No retry creates the bucket: the task fails at once (see MissingBucketError).
+            return MissingBucketError(
+                f"Destination {self.uri!r}: cannot {action} {what}: the bucket {self.bucket!r} does not exist "
+                "(NoSuchBucket); create it, or give a destination in an existing bucket "
+                "(destination='s3://bucket/prefix')."
+            )
         return DestinationError(f"Destination {self.uri!r}: cannot {action} {what}: {error}")
 
     @contextlib.contextmanager
@@ -287,6 +333,35 @@ class S3Destination(Destination):
             self.client.put_object(Bucket=self.bucket, Key=self._key(self._check_name(relative)), Body=data)
         except _S3_ERRORS as error:
             raise self._error("write", relative, error) from error
+
+    def create_bytes(self, relative: str, data: bytes) -> bool:
+        """
+        See :meth:`Destination.create_bytes`: one conditional ``PutObject`` (``If-None-Match: *``); a store that
+        does not implement conditional writes gets a look-up, then a plain ``PutObject``.
+        """
+        key = self._key(self._check_name(relative))
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                return False
+            if code not in ("NotImplemented", "501"):
+                raise self._error("write", relative, error) from error
+        except _S3_ERRORS as error:
+            raise self._error("write", relative, error) from error
+        else:
+            return True
+        if self.exists(relative):
+            return False
+        self.write_bytes(relative, data)
+        return True
+
+    def parent(self) -> S3Destination | None:
+        """See :meth:`Destination.parent`: the prefix above (``s3://bucket`` last), or ``None`` at the bucket root."""
+        if not self.prefix:
+            return None
+        return S3Destination(self.bucket, self.prefix.rpartition("/")[0], self.client)
 
     def read_bytes(self, relative: str) -> bytes:
         """See :meth:`Destination.read_bytes`."""
@@ -314,7 +389,10 @@ class S3Destination(Destination):
         return True
 
     def list(self, relative_prefix: str = "") -> builtins.list[str]:
-        """See :meth:`Destination.list`."""
+        """
+        See :meth:`Destination.list`. The empty objects whose key ends in ``/`` are folders (the S3 console makes
+        them, e.g. ``prefix/`` for the destination itself), not files: they are not listed.
+        """
         self._check_prefix(relative_prefix)
         root = f"{self.prefix}/" if self.prefix else ""
         names: builtins.list[str] = []
@@ -322,7 +400,11 @@ class S3Destination(Destination):
             for page in self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=root + relative_prefix
             ):
-                names.extend(entry["Key"][len(root) :] for entry in page.get("Contents", []))
+                names.extend(
+                    entry["Key"][len(root) :]
+                    for entry in page.get("Contents", [])
+                    if not (entry["Key"].endswith("/") and entry.get("Size", 0) == 0)
+                )
         except _S3_ERRORS as error:
             raise self._error("list", relative_prefix, error, what=self._listed(relative_prefix)) from error
         return sorted(names)
@@ -342,6 +424,19 @@ class S3Destination(Destination):
             if errors:
                 failed = ", ".join(f"{error.get('Key')} ({error.get('Code')})" for error in errors[:5])
                 raise DestinationError(f"Destination {self.uri!r}: cannot delete {len(errors)} file(s): {failed}")
+
+
+def _link_unless_exists(source: str, target: str) -> None:
+    """Give the file ``source`` the name ``target`` too, unless ``target`` exists (then ``FileExistsError``)."""
+    try:
+        os.link(source, target)
+    except OSError as error:
+        # A file system without hard links: the look-up and the rename are then two steps.
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "File exists", target) from error
+        os.replace(source, target)
 
 
 def normalize_destination(text: str) -> str:

@@ -5,7 +5,8 @@ An export owns its destination. While it runs, ``_export.json`` at the destinati
 :class:`ExportIdentity` (table, format, compression, segment count and the run that writes it). Every task of the
 export writes the same marker once its scan has answered, before its first part, so the mapped tasks of one
 export, a retried task and a re-run of the same Airflow run recognise each other's parts. Before it scans, a task
-refuses a destination that holds
+refuses a destination that is inside the folder of a complete export (that export would then hold files its manifest
+does not list), or that holds
 
 - a complete export (``manifest.json``), unless ``overwrite=True``;
 - the unfinished export of another table, format, compression, segment count or run, or export files that no
@@ -14,7 +15,14 @@ refuses a destination that holds
   deletes files it did not write.
 
 The layout of an export: ``manifest.json``, ``_export.json``, ``_checkpoints/...``, ``segment-NNNNN-of-NNNNN/...``
-and the hidden files (``.manifest.json.<hex>.tmp``) an interrupted write leaves at the root.
+and the hidden files (``.manifest.json.<hex>.tmp``) of a write in progress, or left by an interrupted one, at the
+root.
+
+The tasks of one export start at the same instant on several workers, so every step holds under that race: the
+check ignores the hidden files of a marker being written (it means nothing until its rename), and the claim
+(:func:`claim_destination`) creates the marker in one step only the first writer wins; a task of the same export
+finds its own marker and goes on, a task of another export is refused. A refusal that a later try may not meet
+(:class:`~airflow_dynamoscan.exceptions.DestinationBusyError`) is left to the task's retries.
 
 When the manifest commits an export, :func:`remove_stale_files` deletes every file of the layout that the manifest
 does not list (the parts of an overwritten export, e.g. ``segment-*-of-00005/`` under a new 3-segment export, and
@@ -29,7 +37,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from airflow_dynamoscan.exceptions import DestinationError
+from airflow_dynamoscan.exceptions import DestinationBusyError, DestinationError
 from airflow_dynamoscan.storage.destinations import Destination
 
 log = logging.getLogger(__name__)
@@ -44,7 +52,9 @@ _LAYOUT = re.compile(
     r"^(?:segment-\d{5,}-of-\d{5,}/.+|_checkpoints/.+|manifest\.json|_export\.json"
     r"|\.(?:manifest\.json|_export\.json)\.[0-9a-f]{32}\.tmp)$"
 )
+_WRITE_IN_PROGRESS = re.compile(r"^\.(?:manifest\.json|_export\.json)\.[0-9a-f]{32}\.tmp$")
 _LISTED_NAMES = 3
+_CLAIM_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,70 @@ def write_marker(destination: Destination, identity: ExportIdentity) -> None:
     destination.write_bytes(MARKER_NAME, identity.to_json())
 
 
+def claim_destination(destination: Destination, identity: ExportIdentity, *, overwrite: bool) -> None:
+    """
+    Mark ``destination`` as the export ``identity``'s, unless another export marked it first.
+
+    The marker is created only where there is none, in one step (:meth:`Destination.create_bytes`): of tasks that
+    claim at the same instant one creates it, and each of the others reads it back; the tasks of the same export
+    all go on.
+
+    :param overwrite: the marker of another export is replaced (as :func:`check_destination_owner` allowed)
+    :raises DestinationError: another export holds the marker (no retry helps: that export owns the destination)
+    :raises DestinationBusyError: the marker kept vanishing between the write and the read (a commit under way);
+        a later try may succeed.
+    """
+    data = identity.to_json()
+    for _attempt in range(_CLAIM_ATTEMPTS):
+        if destination.create_bytes(MARKER_NAME, data):
+            return
+        owner = read_marker(destination)
+        if owner == identity:
+            return
+        if owner is None:
+            continue  # the marker went between the two calls (its export was committed): look again
+        if overwrite:
+            write_marker(destination, identity)
+            return
+        raise DestinationError(
+            f"Table {identity.table_name!r}: destination {destination.uri} was claimed by the unfinished export of "
+            f"{owner.describe()} while this export of {identity.describe()} started. Choose another destination or "
+            f"pass overwrite=True to replace it."
+        )
+    raise DestinationBusyError(
+        f"Table {identity.table_name!r}: destination {destination.uri}: {MARKER_NAME} was removed each time this "
+        f"export tried to claim it ({_CLAIM_ATTEMPTS} times); another export is committing there. A later try "
+        f"sees what it committed."
+    )
+
+
+def check_not_inside_an_export(destination: Destination, identity: ExportIdentity) -> None:
+    """
+    Refuse a destination inside the folder of a complete export (a ``manifest.json`` of this package above it).
+
+    A folder that cannot be read (no permission above the prefix, on S3) is passed over.
+
+    :raises DestinationError: naming the destination, the complete export above it and where to go instead.
+    """
+    above = destination.parent()
+    while above is not None:
+        try:
+            manifest = above.read_bytes(_MANIFEST_NAME)
+        except FileNotFoundError:
+            manifest = None
+        except DestinationError as error:
+            log.debug("Cannot read %s under %s, going on: %s", _MANIFEST_NAME, above.uri, error)
+            manifest = None
+        committed = None if manifest is None else _identity_of_manifest(manifest)
+        if committed is not None:
+            raise DestinationError(
+                f"Table {identity.table_name!r}: destination {destination.uri} is inside the complete export of "
+                f"{committed.describe()} at {above.uri} ({_MANIFEST_NAME} is there): its folder would hold files "
+                f"its manifest does not list. Choose a destination outside {above.uri}, e.g. beside it."
+            )
+        above = above.parent()
+
+
 def check_destination_owner(destination: Destination, identity: ExportIdentity, *, overwrite: bool) -> None:
     """
     Refuse ``destination`` unless it is empty, holds only files of the export ``identity``, or may be overwritten.
@@ -137,10 +211,13 @@ def check_destination_owner(destination: Destination, identity: ExportIdentity, 
     :param identity: the export about to write there
     :param overwrite: another export's files may be replaced (they are deleted when this export is committed)
     :raises DestinationError: naming the destination, what it holds, and ``overwrite=True`` where that would
-        help: files that are no export's (whatever ``overwrite`` says); without ``overwrite``, a complete export,
-        another export's files, or export files that no marker names.
+        help: a destination inside a complete export, files that are no export's (both whatever ``overwrite``
+        says); without ``overwrite``, a complete export, another export's files, or export files that no marker
+        names. The hidden file of a marker another task is writing is not counted.
     """
-    names = destination.list()
+    # A marker being written shows only as its hidden file until its rename: it names nothing yet.
+    names = [name for name in destination.list() if not _WRITE_IN_PROGRESS.match(name)]
+    check_not_inside_an_export(destination, identity)
     if not names:
         return
     where = f"Table {identity.table_name!r}: destination {destination.uri}"
@@ -200,19 +277,27 @@ def remove_stale_files(destination: Destination, keep: Iterable[str]) -> list[st
     return stale
 
 
-def _committed(destination: Destination) -> str:
-    """`` of table 'orders' as jsonl, 4 segments``, from the manifest, or nothing if it cannot be read."""
+def _identity_of_manifest(data: bytes) -> ExportIdentity | None:
+    """The export a ``manifest.json`` commits, or ``None`` if it is not a manifest of this package."""
     try:
-        manifest = json.loads(destination.read_bytes(_MANIFEST_NAME))
-        committed = ExportIdentity(
+        manifest = json.loads(data)
+        return ExportIdentity(
             table_name=str(manifest["table_name"]),
             file_format=str(manifest["file_format"]),
             compression=manifest.get("compression"),
             total_segments=int(manifest["total_segments"]),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _committed(destination: Destination) -> str:
+    """`` of table 'orders' as jsonl, 4 segments``, from the manifest, or nothing if it cannot be read."""
+    try:
+        committed = _identity_of_manifest(destination.read_bytes(_MANIFEST_NAME))
+    except OSError:
         return ""
-    return f" of {committed.describe()}"
+    return "" if committed is None else f" of {committed.describe()}"
 
 
 def remove_marker(destination: Destination) -> None:

@@ -27,6 +27,7 @@ from airflow_dynamoscan.exceptions import (
     ScanRequestError,
 )
 from airflow_dynamoscan.scan.decode import deserialize_attribute_value
+from airflow_dynamoscan.scan.pacing import WriteCapacityPacer
 from airflow_dynamoscan.scan.retry import RetryPolicy, call_with_retries, retryable_error_code
 from airflow_dynamoscan.scan.scanner import call_dynamodb
 
@@ -182,6 +183,8 @@ class BatchWriter:
         :data:`WRITE_RETRY_POLICY`
     :param sleep: pauses between retries (tests pass a recorder)
     :param jitter: returns a random float in ``[0, 1)``, the share of the pause's limit to wait
+    :param pacer: keeps the writes within a write-capacity budget (each request then asks for its
+        ``ConsumedCapacity``), or ``None``
     :raises InvalidScanArgumentError: ``threads`` below 1, or no key names.
     """
 
@@ -195,6 +198,7 @@ class BatchWriter:
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        pacer: WriteCapacityPacer | None = None,
     ) -> None:
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise InvalidScanArgumentError(
@@ -202,6 +206,7 @@ class BatchWriter:
             )
         if not key_names:
             raise InvalidScanArgumentError(f"Table {table_name!r}: key_names must name the table's key attributes.")
+        self.pacer = pacer
         self.client = client
         self.table_name = table_name
         self.key_names = tuple(key_names)
@@ -345,10 +350,21 @@ class BatchWriter:
 
         def send() -> None:
             nonlocal pending
-            response = call_dynamodb(
-                self.client, "batch_write_item", self.table_name, {"RequestItems": {self.table_name: pending}}
-            )
+            request: dict[str, Any] = {"RequestItems": {self.table_name: pending}}
+            expected = None
+            if self.pacer is not None:
+                expected = self.pacer.before_write(len(pending))
+                request["ReturnConsumedCapacity"] = "TOTAL"
+            try:
+                response = call_dynamodb(self.client, "batch_write_item", self.table_name, request)
+            except Exception:
+                if self.pacer is not None and expected is not None:
+                    self.pacer.after_write(expected, None, 0)
+                raise
             unprocessed: list[dict[str, Any]] = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            if self.pacer is not None and expected is not None:
+                consumed = [float(entry.get("CapacityUnits", 0)) for entry in response.get("ConsumedCapacity") or ()]
+                self.pacer.after_write(expected, sum(consumed) if consumed else None, len(pending) - len(unprocessed))
             self._count(pending, unprocessed)
             client_retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
             if client_retries:

@@ -19,8 +19,13 @@ from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.storage.checkpoints import ScanCheckpoint, delete_checkpoint, write_checkpoint
 from airflow_dynamoscan.storage.destinations import Destination
 from airflow_dynamoscan.write.batch import BatchWriter, describe_key, serialize_item
+from airflow_dynamoscan.write.conditional import AttributeItem, ConditionalWriter
+from airflow_dynamoscan.write.values import values_equal
 
 log = logging.getLogger(__name__)
+
+#: What writes a transform's results: with a condition per item, or in batches (no condition), or nothing (a dry run).
+TransformWriter = BatchWriter | ConditionalWriter
 
 #: A transform: takes an item (plain Python values), returns the item to write or ``None`` to skip it.
 ItemTransform = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -57,28 +62,6 @@ def key_attribute_names(table_description: Mapping[str, Any]) -> list[str]:
     return [element["AttributeName"] for element in schema]
 
 
-def values_equal(left: Any, right: Any) -> bool:
-    """
-    Return whether two plain-Python DynamoDB values would be stored as the same value.
-
-    Unlike ``==``, a bool never equals a number (``True == 1`` would hide a changed type) and a float never equals
-    anything (it cannot be stored); ``int`` and ``Decimal`` compare by value, lists and tuples alike.
-    """
-    if isinstance(left, bool) or isinstance(right, bool) or left is None or right is None:
-        return left is right
-    if isinstance(left, (int, Decimal)) and isinstance(right, (int, Decimal)):
-        return left == right
-    if isinstance(left, Mapping) and isinstance(right, Mapping):
-        return left.keys() == right.keys() and all(values_equal(value, right[name]) for name, value in left.items())
-    if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
-        return len(left) == len(right) and all(map(values_equal, left, right))
-    if isinstance(left, (set, frozenset)) and isinstance(right, (set, frozenset)):
-        return left == right
-    if isinstance(left, (bytes, bytearray)) and isinstance(right, (bytes, bytearray)):
-        return left == right
-    return type(left) is type(right) and bool(left == right)
-
-
 class TransformRaised(Exception):
     """
     Stands for an exception a transform raised, chained to the TransformError: its type and traceback (where the
@@ -107,6 +90,10 @@ class TransformCounts:
     :param key_changed: items written in place under a new key (``allow_key_change``), their old key deleted
     :param written: items DynamoDB confirmed as put (0 in a dry run)
     :param deleted: old items DynamoDB confirmed as deleted after a key change
+    :param conflicts: conditional writes that found the item changed since it was read (each time)
+    :param reapplied: items written, or left alone, after the transform was applied again to the item re-read
+    :param skipped_conflicts: items left as another writer left them, by policy or after too many conflicts
+    :param skipped_uncheckable: items not written because "unchanged since read" does not fit in a condition
     """
 
     scanned: int = 0
@@ -116,6 +103,10 @@ class TransformCounts:
     key_changed: int = 0
     written: int = 0
     deleted: int = 0
+    conflicts: int = 0
+    reapplied: int = 0
+    skipped_conflicts: int = 0
+    skipped_uncheckable: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Return the counts by name."""
@@ -131,7 +122,7 @@ class _Transformer:
         key_names: Sequence[str],
         target_table_name: str,
         target_key_names: Sequence[str],
-        writer: BatchWriter | None,
+        writer: TransformWriter | None,
         allow_key_change: bool,
     ) -> None:
         self.transform = transform
@@ -144,8 +135,9 @@ class _Transformer:
         self.allow_key_change = allow_key_change
         self.counts = TransformCounts()
         # In place, a new key may lie ahead in the scan: key changes wait until the scan is over, so that the scan
-        # never reads an item it wrote. New key -> (new item, old key as AttributeValues, old key as Python values).
-        self.moves: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+        # never reads an item it wrote. New key -> (new item, old key as AttributeValues, old key as Python values,
+        # the old item as read).
+        self.moves: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any], AttributeItem]] = {}
 
     def failure(self, message: str) -> TransformError:
         """Return a TransformError whose message also says what was written before the failing item."""
@@ -205,20 +197,61 @@ class _Transformer:
             if changed:
                 self.defer_move(serialized, attributes, key, result, changed[0])
                 return
-        if self.writer is not None:
+        if isinstance(self.writer, ConditionalWriter):
+            if self.in_place:
+                self.writer.update(attributes, serialized, self.redo)
+            else:
+                self.writer.copy(serialized)
+        elif self.writer is not None:
             self.writer.put(serialized)
 
-    def check_target_key(self, result: Mapping[str, Any], key: Mapping[str, Any]) -> None:
+    def redo(self, attributes: AttributeItem) -> AttributeItem | None:
+        """
+        Apply the transform again to an item re-read after a conflict (on a writer thread); return the item to write,
+        or ``None`` to leave the item as it is.
+
+        :raises TransformError: as for the first application, without flushing the writer (whose thread this is).
+        """
+        original = deserialize_item(attributes)
+        key = {name: original.get(name) for name in self.key_names}
+        withheld: TransformRaised | None = None
+        try:
+            result = self.transform(deserialize_item(attributes))
+        except Exception as error:  # noqa: BLE001 - raised below, as a TransformError
+            withheld = TransformRaised.of(error)
+        if withheld is not None:
+            raise TransformError(
+                f"Table {self.table_name!r}: the transform raised {withheld.type_name} on the item with key "
+                f"{describe_key(key)}, read again after a conflict."
+            ) from withheld
+        if result is None or (isinstance(result, dict) and values_equal(result, original)):
+            return None
+        if not isinstance(result, dict):
+            raise TransformError(
+                f"Table {self.table_name!r}: the transform returned a {type(result).__name__} for the item with key "
+                f"{describe_key(key)}; it must return a dict (the item to write) or None (leave the item alone)."
+            )
+        self.check_target_key(result, key, fail=TransformError)
+        return serialize_item(
+            result,
+            table_name=self.target_table_name,
+            item_description=f"the transform's result for the item with key {describe_key(key)}",
+        )
+
+    def check_target_key(
+        self, result: Mapping[str, Any], key: Mapping[str, Any], fail: Callable[[str], Exception] | None = None
+    ) -> None:
+        fail = fail or self.failure
         for name in self.target_key_names:
             if name not in result:
-                raise self.failure(
+                raise fail(
                     f"Table {self.table_name!r}: the transform's result for the item with key {describe_key(key)} "
                     f"lacks the key attribute {name!r}; items of table {self.target_table_name!r} need the key "
                     f"attributes {', '.join(self.target_key_names)}."
                 )
             value = result[name]
             if not isinstance(value, _KEY_TYPES) or isinstance(value, bool):
-                raise self.failure(
+                raise fail(
                     f"Table {self.table_name!r}: the transform's result for the item with key {describe_key(key)} "
                     f"has a key attribute {name!r} of type {type(value).__name__}; key attributes must be str, "
                     "int, decimal.Decimal or bytes."
@@ -248,20 +281,28 @@ class _Transformer:
                 f"{describe_key(key)} the same new key {describe_key(new_key)}; one would overwrite the other."
             )
         old_key = {name: attributes[name] for name in self.key_names}
-        self.moves[new_key_values] = (serialized, old_key, key)
+        self.moves[new_key_values] = (serialized, old_key, key, dict(attributes))
         self.counts.key_changed += 1
 
     def apply_moves(self) -> None:
         if self.writer is None or not self.moves:
             return
         log.info("Table %s: writing %s item(s) under their new keys", self.table_name, len(self.moves))
-        for new_item, _, _ in self.moves.values():
+        if isinstance(self.writer, ConditionalWriter):
+            # A new key holds nothing, or the item read there when that item moves away too (keys swapped).
+            read_at = {tuple(old_key_values.values()): read for _, _, old_key_values, read in self.moves.values()}
+            self.writer.move(
+                [(read, new_item, read_at.get(new_key)) for new_key, (new_item, _, _, read) in self.moves.items()],
+                self.redo,
+            )
+            return
+        for new_item, _, _, _ in self.moves.values():
             self.writer.put(new_item)
         # Every new item is stored before any old one goes; an old key that is also a new key (keys swapped
         # between items) now holds a new item and stays.
         self.writer.flush()
         new_keys = set(self.moves)
-        for _, old_key, old_key_values in self.moves.values():
+        for _, old_key, old_key_values, _ in self.moves.values():
             if tuple(old_key_values.values()) not in new_keys:
                 self.writer.delete(old_key)
         self.writer.flush()
@@ -273,7 +314,7 @@ def transform_items(
     *,
     table_name: str,
     key_names: Sequence[str],
-    writer: BatchWriter | None,
+    writer: TransformWriter | None,
     target_table_name: str | None = None,
     target_key_names: Sequence[str] | None = None,
     allow_key_change: bool = False,
@@ -331,6 +372,11 @@ def transform_items(
         writer.flush()
         counts.written = writer.written
         counts.deleted = writer.deleted
+        if isinstance(writer, ConditionalWriter):
+            counts.conflicts = writer.counts["conflicts"]
+            counts.reapplied = writer.counts["reapplied"]
+            counts.skipped_conflicts = writer.counts["skipped_conflicts"]
+            counts.skipped_uncheckable = writer.counts["skipped_uncheckable"]
     return counts
 
 
@@ -351,7 +397,7 @@ class TransformProgress:
     def __init__(
         self,
         pages: Iterator[ScanPage],
-        writer: BatchWriter | None = None,
+        writer: TransformWriter | None = None,
         destination: Destination | None = None,
         checkpoint: ScanCheckpoint | None = None,
     ) -> None:

@@ -1,4 +1,4 @@
-"""Every example DAG imports cleanly and has the tasks the README promises."""
+"""Every example DAG imports cleanly and has the tasks its documentation promises."""
 
 from __future__ import annotations
 

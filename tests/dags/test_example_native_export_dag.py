@@ -22,7 +22,10 @@ def test_daily_incremental_export_dag_shape() -> None:
     assert dag.catchup is False
     assert dag.params["enabled"] is False
     export = dag.get_task("export_changes.start_export")
-    assert (export.export_type, export.deferrable, export.depends_on_past) == ("INCREMENTAL_EXPORT", True, True)
+    assert (export.export_type, export.deferrable) == ("INCREMENTAL_EXPORT", True)
+    # Each window starts where the last one committed at the destination ended: no dependence on past runs.
+    assert (export.chain_destination, export.chain_start) == ("{{ params.destination }}", "{{ params.chain_start }}")
+    assert export.depends_on_past is False and dag.max_active_runs == 1
     assert export.upstream_task_ids == {"enabled"}
     assert dag.get_task("export_changes.plan_files").upstream_task_ids == {"export_changes.start_export"}
     convert = dag.get_task("export_changes.convert_files")

@@ -37,6 +37,7 @@ import psutil
 
 from devtools.local_dynamodb import PROJECT_ROOT, free_port
 from devtools.sample_data import load_sample_table, sample_item
+from tests.e2e import calendar_check
 from tests.e2e.api import AirflowApi, parse_time
 from tests.e2e.native import DAG_ID as NATIVE_DAG
 from tests.e2e.native import check_native_export_defers_and_frees_its_slot
@@ -385,6 +386,7 @@ CHECKS: list[Callable[[E2E], None]] = [
     check_asset_consumer_runs_once_per_export,
     check_transform,
     check_aggregate,
+    calendar_check.check_calendar_of_scheduled_runs,
 ]
 
 
@@ -461,8 +463,10 @@ def take_screenshot(e2e: E2E, path: Path) -> None:
     print(f"Screenshot of {url} -> {path}", flush=True)
 
 
-def run_checks(e2e: E2E, only: str | None, counts: dict[str, int]) -> None:
-    for check in CHECKS:
+def run_checks(
+    e2e: E2E, only: str | None, counts: dict[str, int], checks: list[Callable[[E2E], None]] | None = None
+) -> None:
+    for check in CHECKS if checks is None else checks:
         if only and only not in check.__name__:
             continue
         name = check.__name__.removeprefix("check_")
@@ -489,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     base = PROJECT_ROOT / ".local" / "e2e"
     base.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+    os.environ.update(calendar_check.calendar_environment(root))  # read by the calendar DAGs when parsed
     stack = Stack(root, latency_ms=LATENCY_MS)
     atexit.register(stack.stop)
 
@@ -522,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
             "example_dynamodb_transform",
             "example_dynamodb_aggregate",
             NATIVE_DAG,
+            calendar_check.SCAN_DAG,
+            calendar_check.NATIVE_DAG,
         )
         for dag_id in dag_ids:
             wait_for(f"the dag-processor to store {dag_id}", lambda dag_id=dag_id: api.dag(dag_id), 180, 1)

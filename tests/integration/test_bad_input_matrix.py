@@ -977,12 +977,12 @@ def test_empty_table_gives_an_empty_export_with_a_manifest(
     assert result["bytes"] == result["parts"][0]["bytes"] == len(files[part])
     if file_format == "parquet":
         table = pq.read_table(tmp_path / part)
-        # The schema planned from an empty sample: no attribute column, the extra column.
-        assert (table.num_rows, table.column_names) == (0, ["_extra"])
+        # The schema planned from an empty sample: the table's key attribute and the extra column.
+        assert (table.num_rows, table.column_names) == (0, ["pk", "_extra"])
     elif compression == "gzip":
-        assert gzip.decompress(files[part]) == b""
+        assert gzip.decompress(files[part]) == (b"pk,_extra\r\n" if file_format == "csv" else b"")
     elif file_format == "csv":
-        assert files[part] == b"_extra\r\n"
+        assert files[part] == b"pk,_extra\r\n"
     else:
         assert files[part] == b""
     manifest = json.loads(files[MANIFEST_NAME])

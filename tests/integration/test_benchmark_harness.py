@@ -1,4 +1,4 @@
-"""The benchmark harness (``make bench``) on a tiny table: real cases in their own processes, the report, the README."""
+"""The benchmark harness (``make bench``) on a tiny table: real cases in their own processes, the report, its page."""
 
 from __future__ import annotations
 
@@ -89,11 +89,11 @@ def test_the_report_shows_the_measured_figures_and_their_ratios(measured_run: Ru
         "met": "met" if cpu_ratio <= 1.3 else "not met",
     }
 
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\n{report.README_START}\nold figures\n{report.README_END}\n\n## Next\n")
-    report.replace_readme_block(measured_run, readme)
-    written = readme.read_text()
-    assert written.startswith(f"# Title\n\n{report.README_START}\n") and written.endswith(
-        f"{report.README_END}\n\n## Next\n"
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# Title\n\n{report.BLOCK_START}\nold figures\n{report.BLOCK_END}\n\n## Next\n")
+    report.replace_generated_block(measured_run, page)
+    written = page.read_text()
+    assert written.startswith(f"# Title\n\n{report.BLOCK_START}\n") and written.endswith(
+        f"{report.BLOCK_END}\n\n## Next\n"
     )
     assert "old figures" not in written and row in written

@@ -90,8 +90,14 @@ def test_in_place_transform_of_5000_items(dynalite_client: Any) -> None:
         "skipped": skipped,
         "key_changed": 0,
         "dry_run": False,
+        "on_conflict": "reapply",
+        "conflicts": 0,
+        "reapplied": 0,
+        "skipped_conflicts": 0,
+        "skipped_uncheckable": 0,
         "retries": 0,
         "consumed_read_capacity": None,
+        "consumed_write_capacity": None,
     }
     assert read_table(dynalite_client, name) == expected_after(items, lower_status)
 
@@ -373,7 +379,9 @@ def test_writer_gives_up_after_max_attempts(dynalite_client: Any) -> None:
 
 def test_operator_retries_unprocessed_items(dynalite_client: Any) -> None:
     name, items = make_table(dynalite_client, 400)
-    operator = DynamoDBTransformOperator(task_id="transform", table_name=name, transform=lower_status, max_workers=2)
+    operator = DynamoDBTransformOperator(
+        task_id="transform", table_name=name, transform=lower_status, max_workers=2, on_conflict="overwrite"
+    )
     client = UnprocessingClient(operator.hook._scan_client, times=8)
     operator.hook.__dict__["_scan_client"] = client  # the hook caches its client; this one holds back some writes
     result = operator.execute({})  # type: ignore[arg-type]

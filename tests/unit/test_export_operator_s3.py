@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from airflow_dynamoscan.exceptions import DestinationError
+from airflow_dynamoscan.exceptions import MissingBucketError
 from airflow_dynamoscan.operators.dynamodb_export import DynamoDBExportManifestOperator, DynamoDBExportOperator
 from devtools.sample_data import load_sample_table
-from tests.conftest import make_client
+from tests.conftest import fails_task, make_client
 from tests.unit.export.readback import json_view, read_dynamodb_json, read_jsonl
 
 TABLE = "orders"
@@ -75,5 +75,6 @@ def test_whole_table_dynamodb_json_to_s3(moto_aws: list[dict[str, Any]]) -> None
 
 
 def test_missing_bucket_is_a_clear_error(moto_aws: list[dict[str, Any]]) -> None:
-    with pytest.raises(DestinationError, match="s3://no-such-bucket"):
+    # No retry creates the bucket: the task fails at once.
+    with fails_task(MissingBucketError, match="s3://no-such-bucket"):
         DynamoDBExportOperator(task_id="export", table_name=TABLE, destination="s3://no-such-bucket/x").execute({})  # type: ignore[arg-type]

@@ -13,9 +13,12 @@ from airflow_dynamoscan.exceptions import InvalidScanArgumentError
 from airflow_dynamoscan.scan.pacing import (
     ReadCapacityPacer,
     TokenBucket,
+    WriteCapacityPacer,
     read_capacity_budget,
     table_read_capacity,
+    table_write_capacity,
     validate_read_capacity_fraction,
+    write_capacity_budget,
 )
 
 
@@ -214,3 +217,44 @@ def test_fraction_must_be_in_zero_to_one(fraction: Any) -> None:
 def test_max_read_capacity_units_must_be_positive(units: Any) -> None:
     with pytest.raises(InvalidScanArgumentError, match=r"max_read_capacity_units=.* is not allowed"):
         read_capacity_budget(PROVISIONED, read_capacity_fraction=None, max_read_capacity_units=units)
+
+
+def test_write_pacer_holds_its_budget_in_every_second_on_a_fake_clock() -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    pacer = WriteCapacityPacer(10, clock=lambda: now[0], sleep=sleep)
+    sizes = [1, 1, 3, 1, 2, 5, 1, 1, 1, 4] * 10
+    released = []
+    for size in sizes:
+        reserved = pacer.before_write()
+        released.append((now[0], size))
+        now[0] += 0.01  # the request itself
+        pacer.after_write(reserved, float(size))
+    for start, _ in released:
+        in_window = sum(size for sent, size in released if start <= sent < start + 1.0)
+        # The budget, plus what the write that opens the window was found to cost beyond its reservation.
+        assert in_window <= 10 + max(sizes) - 1
+    elapsed = released[-1][0] - released[0][0]
+    assert sum(sizes[:-1]) / elapsed == pytest.approx(10, rel=0.1)
+    assert pacer.consumed == sum(sizes)
+    assert pacer.item_capacity == pytest.approx(2.0, rel=0.5)
+
+
+def test_write_capacity_budget_of_provisioned_and_on_demand_tables() -> None:
+    provisioned = {"TableName": "orders", "ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 80}}
+    assert table_write_capacity(provisioned) == ("PROVISIONED", 80.0)
+    assert write_capacity_budget(provisioned, write_capacity_fraction=0.25, max_write_capacity_units=None) == 20.0
+    assert write_capacity_budget(provisioned, write_capacity_fraction=0.5, max_write_capacity_units=30) == 30.0
+    on_demand = {
+        "TableName": "orders",
+        "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
+        "OnDemandThroughput": {"MaxReadRequestUnits": -1, "MaxWriteRequestUnits": 200},
+    }
+    assert write_capacity_budget(on_demand, write_capacity_fraction=0.1, max_write_capacity_units=None) == 20.0
+    unlimited = {**on_demand, "OnDemandThroughput": {"MaxWriteRequestUnits": -1}}
+    assert write_capacity_budget(unlimited, write_capacity_fraction=None, max_write_capacity_units=7) == 7.0
+    with pytest.raises(InvalidScanArgumentError, match="Give max_write_capacity_units, the write capacity units"):
+        write_capacity_budget(unlimited, write_capacity_fraction=0.1, max_write_capacity_units=None)

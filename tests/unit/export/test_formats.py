@@ -446,10 +446,12 @@ def test_parquet_bytes_written_are_the_file() -> None:
 def test_parquet_without_pyarrow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
-    with pytest.raises(ImportError) as error:
+    with pytest.raises(InvalidScanArgumentError) as error:
         open_encoder("parquet", io.BytesIO(), compression=None, schema=plan_schema([]))
     assert str(error.value) == (
-        "file_format='parquet' needs pyarrow, which is not installed: pip install 'airflow-dynamoscan[parquet]'"
+        "file_format='parquet' needs pyarrow, which is not installed where this task runs: install the parquet extra "
+        "(pip install 'airflow-dynamoscan[parquet]') on every worker, or choose file_format='jsonl', 'dynamodb_json' "
+        "or 'csv'."
     )
 
 

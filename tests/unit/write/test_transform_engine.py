@@ -172,6 +172,10 @@ def test_dry_run_counts_without_a_writer() -> None:
         "key_changed": 0,
         "written": 0,
         "deleted": 0,
+        "conflicts": 0,
+        "reapplied": 0,
+        "skipped_conflicts": 0,
+        "skipped_uncheckable": 0,
     }
 
 
