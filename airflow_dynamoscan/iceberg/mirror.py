@@ -397,7 +397,7 @@ class IcebergMirror:
             return {"path": None, "rows": 0, "bytes": 0}
         path = f"{self.staging_location(load_id, table)}/{name}.parquet"
         with table.io.new_output(path).create(overwrite=True) as stream:
-            pq.write_table(rows, stream)
+            pq.write_table(rows, stream, compression="zstd")  # as pyiceberg writes its own files
         size = len(table.io.new_input(path))
         log.info("Staged %s rows of table %s in %s (%s bytes)", rows.num_rows, self.source_table, path, size)
         return {"path": path, "rows": rows.num_rows, "bytes": size}
