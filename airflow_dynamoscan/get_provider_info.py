@@ -24,7 +24,16 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Amazon DynamoDB (parallel scan)",
-                "python-modules": ["airflow_dynamoscan.hooks.dynamodb_scan"],
+                "python-modules": [
+                    "airflow_dynamoscan.hooks.dynamodb_scan",
+                    "airflow_dynamoscan.hooks.iceberg_catalog",
+                ],
+            }
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_dynamoscan.hooks.iceberg_catalog.IcebergCatalogHook",
+                "connection-type": "iceberg",
             }
         ],
         "operators": [
