@@ -23,7 +23,7 @@ from tests.dags.test_example_transform_aggregate_dags import load_dag, results_b
 from tests.iceberg_support import SourceTable, assert_mirror_equals, requires_sql_catalog, sql_catalog_properties
 from tests.native_export_fixture import ACCOUNT, REGION, full_line, new_export_id, write_native_export
 
-pytestmark = [requires_sql_catalog, pytest.mark.usefixtures("airflow_db")]
+pytestmark = pytest.mark.usefixtures("airflow_db")
 
 DAG_FILE = "example_dynamodb_to_iceberg.py"
 DAG_ID = "example_dynamodb_to_iceberg"
@@ -110,6 +110,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sou
         yield source, open_catalog("iceberg_default", properties)
 
 
+@requires_sql_catalog
 def test_the_dag_loads_then_merges_two_windows(world: tuple[SourceTable, Any]) -> None:
     source, catalog = world
     dag = load_dag(DAG_FILE, DAG_ID)
