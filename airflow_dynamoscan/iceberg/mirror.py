@@ -615,9 +615,15 @@ class IcebergMirror:
         table = self.table()
         referenced = {_path_of(path) for path in table.inspect.all_files().column("file_path").to_pylist()}
         location = str(table.location()).rstrip("/") + "/data"
-        filesystem, root = (
-            pafs.FileSystem.from_uri(location) if "://" in location else (pafs.LocalFileSystem(), location)
-        )
+        io = table.io
+        if hasattr(io, "fs_by_scheme") and hasattr(io, "parse_location"):
+            # The table's own file system, with the catalog's credentials (s3.* properties).
+            scheme, netloc, root = io.parse_location(location)
+            filesystem = io.fs_by_scheme(scheme, netloc)
+        else:
+            filesystem, root = (
+                pafs.FileSystem.from_uri(location) if "://" in location else (pafs.LocalFileSystem(), location)
+            )
         try:
             infos = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
         except FileNotFoundError:
