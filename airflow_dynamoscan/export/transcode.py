@@ -123,8 +123,8 @@ def _json_text(attribute_value: Mapping[str, Any]) -> str:
     return orjson.dumps(json_value(attribute_value)).decode("utf-8")
 
 
-def _overflow_text(overflow: Mapping[str, Mapping[str, Any]]) -> str:
-    # As schema.overflow_text: a JSON object of the overflowing attributes, sorted by name.
+def overflow_json_text(overflow: Mapping[str, Mapping[str, Any]]) -> str:
+    """The extra column's text of an item's overflowing wire values: as :func:`~.schema.overflow_text` gives."""
     return orjson.dumps({name: json_value(overflow[name]) for name in sorted(overflow)}).decode("utf-8")
 
 
@@ -249,16 +249,25 @@ def wire_columns(
         return columns, None
     extra: list[str | None] = [None] * len(items)
     for index, overflow in overflows.items():
-        extra[index] = _overflow_text(overflow)
+        extra[index] = overflow_json_text(overflow)
     return columns, extra
 
 
 def _check_overflow(schema: ExportSchema, item: WireItem, where: str) -> None:
     """Check that an item may overflow: without an extra column, raise the decoded path's error for it."""
     if schema.extra_column is None:
-        decoded = deserialize_wire_item(item)
-        split_item(schema, [converter(column.type, _no_json) for column in schema.columns], decoded, where)
-        raise SchemaMismatchError(f"{where}: an item does not fit the schema, which has no extra column.")
+        raise_first_mismatch(schema, [item], where)
+
+
+def raise_first_mismatch(schema: ExportSchema, items: Sequence[WireItem], where: str) -> None:
+    """
+    Raise the decoding path's :class:`SchemaMismatchError` for the first of ``items`` that does not fit ``schema``
+    (a schema without an extra column), or a general one if each fits.
+    """
+    converters = [converter(column.type, _no_json) for column in schema.columns]
+    for item in items:
+        split_item(schema, converters, deserialize_wire_item(item), where)
+    raise SchemaMismatchError(f"{where}: an item does not fit the schema, which has no extra column.")
 
 
 def _no_json(value: Any) -> str:
