@@ -129,7 +129,7 @@ class ColumnBuilder:
             for index in misfits:
                 if schema.extra_column is None:
                     self._raise_mismatch(items)
-                overflows.setdefault(index, {})[column.name] = values[index]  # type: ignore[index]
+                overflows.setdefault(index, {})[column.name] = values[index]  # type: ignore[assignment]
             arrays.append(array)
         if schema.other_attributes == "extra":
             known = schema.name_set

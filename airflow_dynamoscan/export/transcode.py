@@ -16,6 +16,7 @@ Every function here gives exactly what decoding the item
 from __future__ import annotations
 
 import base64
+import binascii
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -66,7 +67,7 @@ def wire_number_text(text: str) -> str:
 
 
 def _base64_of(blob: bytes) -> str:
-    return base64.b64encode(blob).decode("ascii")
+    return binascii.b2a_base64(blob, newline=False).decode("ascii")
 
 
 def _first_type(attribute_value: Mapping[str, Any]) -> tuple[str, Any]:
@@ -93,9 +94,13 @@ def json_value(attribute_value: Mapping[str, Any]) -> Any:
     if tag == "N":
         return _Fragment(value if _plain_number(value) is not None else number_text(Decimal(value)))
     if tag == "M":
-        return {name: json_value(nested) for name, nested in value.items()}
+        # A nested string (the most common value) is taken without a call.
+        return {
+            name: nested["S"] if "S" in nested and len(nested) == 1 else json_value(nested)
+            for name, nested in value.items()
+        }
     if tag == "L":
-        return [json_value(nested) for nested in value]
+        return [nested["S"] if "S" in nested and len(nested) == 1 else json_value(nested) for nested in value]
     if tag == "BOOL" or tag == "B":
         return value
     if tag == "NULL":
@@ -103,9 +108,39 @@ def json_value(attribute_value: Mapping[str, Any]) -> Any:
     if tag == "SS":
         return sorted(set(value))
     if tag == "NS":
-        return [_Fragment(number_text(number)) for number in sorted({Decimal(text) for text in value})]
+        numbers = sorted(set(map(Decimal, value)))
+        if all(map(Decimal.is_finite, numbers)):
+            return list(map(_Fragment, map(str, numbers)))
+        return [_Fragment(number_text(number)) for number in numbers]  # raises number_text's error
     if tag == "BS":
-        return [_base64_of(blob) for blob in sorted({base64.b64decode(text) for text in value})]
+        return list(map(_base64_of, sorted(set(map(binascii.a2b_base64, value)))))
+    raise unknown_type_error(tag)
+
+
+_INT64_TEXT = re.compile(r"-?[0-9]{1,18}")
+_SAMPLE_CONTAINER = ()
+_SAMPLE_SCALARS = {"S": "", "B": b""}
+
+
+def schema_sample_value(attribute_value: Mapping[str, Any]) -> Any:
+    """
+    Return a plain value that plans the same column type as the decoded value of a wire AttributeValue
+    (:func:`~airflow_dynamoscan.export.schema.plan_schema`) without decoding it: strings, binary and containers
+    by their kind, booleans and numbers as they decode (integers of up to 18 digits as ``int``).
+
+    :raises ValueError: an AttributeValue without a type key, or with one DynamoDB does not have.
+    """
+    tag, value = _first_type(attribute_value)
+    if tag in _SAMPLE_SCALARS:
+        return _SAMPLE_SCALARS[tag]
+    if tag == "N":
+        return int(value) if _INT64_TEXT.fullmatch(value) is not None else Decimal(value)
+    if tag == "BOOL":
+        return value
+    if tag == "NULL":
+        return None
+    if tag in ("M", "L", "SS", "NS", "BS"):
+        return _SAMPLE_CONTAINER
     raise unknown_type_error(tag)
 
 
