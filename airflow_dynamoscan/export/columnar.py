@@ -24,6 +24,7 @@ paths side by side.
 from __future__ import annotations
 
 import binascii
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -61,6 +62,33 @@ _FORMULA_START = r"^[=+\-@\t\r']"
 _NEEDS_QUOTES = '[,"\r\n]'
 
 
+def memory_pool() -> Any:
+    """
+    The Arrow memory pool of Parquet and CSV encoding: the system allocator's, which gives freed memory back to the
+    operating system, so a part's row groups and pages come and go without raising the process's memory for good
+    (Arrow's default pool keeps what it freed for reuse).
+    """
+    import pyarrow
+
+    return pyarrow.system_memory_pool()
+
+
+def pool_compute(pool: Any) -> Any:
+    """:mod:`pyarrow.compute`, each function allocating its results from ``pool``."""
+    import pyarrow.compute
+
+    return _PoolCompute(pyarrow.compute, pool)
+
+
+class _PoolCompute:
+    def __init__(self, compute: Any, pool: Any) -> None:
+        self._compute = compute
+        self._pool = pool
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        return functools.partial(getattr(self._compute, name), memory_pool=self._pool)
+
+
 def decimal_text_pattern(column_type: str) -> str:
     """
     The fixed-point texts (no exponent) that fit a ``decimal(p,s)`` column, counted on the digits as
@@ -85,10 +113,10 @@ class ColumnBuilder:
 
     def __init__(self, schema: ExportSchema, where: str, *, text: bool) -> None:
         import pyarrow
-        import pyarrow.compute
 
         self._pa = pyarrow
-        self._pc = pyarrow.compute
+        self._pool = memory_pool()
+        self._pc = pool_compute(self._pool)
         self._schema = schema
         self._where = where
         self._text = text
@@ -114,7 +142,9 @@ class ColumnBuilder:
             elif column.type == "float64":
                 # A scan never returns a float: every value that is not null overflows.
                 misfits = [index for index, value in enumerate(values) if value is not None and "NULL" not in value]
-                array = self._pa.nulls(len(values), self._pa.string() if self._text else self._pa.float64())
+                array = self._pa.nulls(
+                    len(values), self._pa.string() if self._text else self._pa.float64(), memory_pool=self._pool
+                )
             else:
                 tag = _COLUMN_TAGS.get(column.type, "N")
                 cells = [None if value is None else value.get(tag, MISFIT) for value in values]
@@ -143,7 +173,7 @@ class ColumnBuilder:
             extra: list[str | None] = [None] * len(items)
             for index, overflow in overflows.items():
                 extra[index] = overflow_json_text(overflow)
-            arrays.append(self._pa.array(extra, self._pa.string()))
+            arrays.append(self._pa.array(extra, self._pa.string(), memory_pool=self._pool))
         return arrays
 
     def _raise_mismatch(self, items: Sequence[WireItem]) -> None:
@@ -161,18 +191,18 @@ class ColumnBuilder:
         """The array of a column whose cells are the wire values of one type key (``None`` for null and misfits)."""
         pa, pc = self._pa, self._pc
         if column_type == "string":
-            return pa.array(cells, pa.string())
+            return pa.array(cells, pa.string(), memory_pool=self._pool)
         if column_type == "bool":
-            array = pa.array(cells, pa.bool_())
+            array = pa.array(cells, pa.bool_(), memory_pool=self._pool)
             return pc.cast(array, pa.string()) if self._text else array
         if column_type == "binary":
             blobs = [None if cell is None else binascii.a2b_base64(cell) for cell in cells]
             if self._text:
                 # Base64 again from the bytes: the text the decoding path writes, whatever form the wire's had.
                 texts = [None if blob is None else binascii.b2a_base64(blob, newline=False) for blob in blobs]
-                return pa.array(texts, pa.binary()).cast(pa.string())
-            return pa.array(blobs, pa.binary())
-        texts = pa.array(cells, pa.string())
+                return pc.cast(pa.array(texts, pa.binary(), memory_pool=self._pool), pa.string())
+            return pa.array(blobs, pa.binary(), memory_pool=self._pool)
+        texts = pa.array(cells, pa.string(), memory_pool=self._pool)
         if column_type == "number":
             return self._number_texts(texts)
         if column_type == "int64":
@@ -181,7 +211,7 @@ class ColumnBuilder:
         else:
             pattern = decimal_text_pattern(column_type)
             target = pa.decimal128(*decimal_parameters(column_type))
-        fast = pc.fill_null(pc.match_substring_regex(texts, pattern), True)
+        fast = pc.coalesce(pc.match_substring_regex(texts, pattern), True)
         others = pc.indices_nonzero(pc.invert(fast)).to_pylist()
         if self._text and column_type != "int64":
             # A decimal column's CSV cell is the number's own text (12.5 stays 12.5 in a decimal(38,2) column).
@@ -204,7 +234,9 @@ class ColumnBuilder:
                 converted.append(cell)
             mask = self._mask(len(texts), others)
             typed = pc.replace_with_mask(
-                pc.cast(pc.if_else(mask, self._null_string, texts), target), mask, pa.array(converted, target)
+                pc.cast(pc.if_else(mask, self._null_string, texts), target),
+                mask,
+                pa.array(converted, target, memory_pool=self._pool),
             )
         return pc.cast(typed, pa.string()) if self._text else typed
 
@@ -212,27 +244,31 @@ class ColumnBuilder:
         flags = [False] * length
         for index in indices:
             flags[index] = True
-        return self._pa.array(flags, self._pa.bool_())
+        return self._pa.array(flags, self._pa.bool_(), memory_pool=self._pool)
 
     def _number_texts(self, texts: Any) -> Any:
         """The exact text of each number: the wire text where it already is that, else ``str(Decimal(text))``."""
         pa, pc = self._pa, self._pc
-        plain = pc.fill_null(pc.match_substring_regex(texts, _PLAIN_NUMBER_TEXT), True)
+        plain = pc.coalesce(pc.match_substring_regex(texts, _PLAIN_NUMBER_TEXT), True)
         others = pc.indices_nonzero(pc.invert(plain)).to_pylist()
         if not others:
             return texts
         written = [wire_number_text(texts[index].as_py()) for index in others]
-        return pc.replace_with_mask(texts, self._mask(len(texts), others), pa.array(written, pa.string()))
+        return pc.replace_with_mask(
+            texts, self._mask(len(texts), others), pa.array(written, pa.string(), memory_pool=self._pool)
+        )
 
     def _json_column(self, values: list[Any]) -> Any:
         """The JSON text of each value, as ``jsonl`` writes it; ``None`` for null and missing."""
         pa, pc = self._pa, self._pc
         if not values:
-            return pa.array([], pa.string())
+            return pa.array([], pa.string(), memory_pool=self._pool)
         listed: list[Any] = [_CELL_BREAK] * (2 * len(values) - 1)
         listed[::2] = [None if value is None else json_value(value) for value in values]
         text = orjson.dumps(listed)
-        cells = pc.split_pattern(pa.array([text[1:-1]], pa.string()), _CELL_SPLIT).flatten()
+        cells = pc.list_flatten(
+            pc.split_pattern(pa.array([text[1:-1]], pa.string(), memory_pool=self._pool), _CELL_SPLIT)
+        )
         # Only a NULL value (or a missing one) is the JSON null.
         return pc.if_else(pc.equal(cells, "null"), self._null_string, cells)
 
@@ -263,13 +299,13 @@ class CsvRows:
         arrays = self._columns.build(items)
         for array, escaped in zip(arrays, self._escaped, strict=True):
             if escaped:
-                formula = pc.fill_null(pc.match_substring_regex(array, _FORMULA_START), False)
+                formula = pc.coalesce(pc.match_substring_regex(array, _FORMULA_START), False)
                 array = pc.if_else(formula, pc.binary_join_element_wise("'", array, ""), array)
-            quoted = pc.fill_null(pc.match_substring_regex(array, _NEEDS_QUOTES), False)
+            quoted = pc.coalesce(pc.match_substring_regex(array, _NEEDS_QUOTES), False)
             array = pc.if_else(
                 quoted, pc.binary_join_element_wise('"', pc.replace_substring(array, '"', '""'), '"', ""), array
             )
-            array = pc.fill_null(array, "")
+            array = pc.coalesce(array, "")
             if len(arrays) == 1:
                 # csv.writer writes a row of one empty cell as "" (else the line would be empty).
                 array = pc.if_else(pc.equal(array, ""), '""', array)

@@ -614,14 +614,13 @@ _COLUMN_CHUNK_OVERHEAD = 160
 _FOOTER_MARGIN_PER_COLUMN = 64
 
 
-def _row_sizes(pa: Any, batch: Any) -> list[int]:
+def _row_sizes(pa: Any, pc: Any, batch: Any) -> list[int]:
     """A bound of each row's encoded size: per cell, its bytes (strings, binary) or a fixed size, plus overhead."""
-    pc = pa.compute
     total = None
     for array in batch.columns:
         if pa.types.is_string(array.type) or pa.types.is_binary(array.type):
             lengths = pc.add(pc.cast(pc.binary_length(array), pa.int64()), _CELL_OVERHEAD)
-            sizes = pc.fill_null(lengths, 1)
+            sizes = pc.coalesce(lengths, 1)
         else:
             fixed = (16 if pa.types.is_decimal(array.type) else 8) + _CELL_OVERHEAD
             sizes = pc.if_else(pc.is_valid(array), pa.scalar(fixed, pa.int64()), pa.scalar(1, pa.int64()))
@@ -662,8 +661,14 @@ class _ParquetEncoder(PartEncoder):
         self._row_group_bytes = row_group_bytes
         self._arrow = arrow_schema(schema)
         self._file = _CountingWriter(fileobj)
+        self._pool = columnar.memory_pool()
+        self._compute = columnar.pool_compute(self._pool)
         self._writer = pq.ParquetWriter(
-            self._file, self._arrow, compression=compression, write_statistics=_statistics_columns(schema)
+            self._file,
+            self._arrow,
+            compression=compression,
+            write_statistics=_statistics_columns(schema),
+            memory_pool=self._pool,
         )
         self._empty_size, self._row_group_footer = _footer_sizes(schema, compression)
         self._column_count = len(self._arrow)
@@ -696,9 +701,12 @@ class _ParquetEncoder(PartEncoder):
             arrays = self._columns.build(items)
         else:
             columns = self._cells.columns(items, wire=False)
-            arrays = [pa.array(cells, type=field.type) for cells, field in zip(columns, self._arrow, strict=True)]
+            arrays = [
+                pa.array(cells, type=field.type, memory_pool=self._pool)
+                for cells, field in zip(columns, self._arrow, strict=True)
+            ]
         batch = pa.RecordBatch.from_arrays(arrays, schema=self._arrow)
-        sizes = _row_sizes(pa, batch)
+        sizes = _row_sizes(pa, self._compute, batch)
         taken = 0
         while taken < len(sizes):
             end, size = taken, 0

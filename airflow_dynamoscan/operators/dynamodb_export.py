@@ -21,7 +21,7 @@ from airflow_dynamoscan.operators.base import (
     DynamoDBScanBaseOperator,
     open_export_destination,
 )
-from airflow_dynamoscan.scan.memory import memory_budget
+from airflow_dynamoscan.scan.memory import CALLER_PAGES, memory_budget
 from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.storage.checkpoints import (
     ResumePlan,
@@ -69,8 +69,8 @@ def sample_export_schema(
     ``ProjectionExpression`` shapes it as it shapes the export): at most :data:`SCHEMA_SAMPLE_PAGES` pages. It
     does not depend on the export's own segment count, so every task that samples an unchanged table plans the
     same schema; :func:`~airflow_dynamoscan.task_groups.dynamodb_parallel_export` samples once and gives the
-    schema to every mapped task. The segments are read at once, by as many threads as the memory budget has
-    pages for (each holds one page at a time).
+    schema to every mapped task. The segments are read at once, by as many threads as half the memory budget's
+    pages (at least two; each holds one page at a time).
 
     :param hook: a :class:`~airflow_dynamoscan.hooks.dynamodb_scan.DynamoDBScanHook`
     :param scan_kwargs: the export's scan keywords
@@ -102,7 +102,8 @@ def sample_export_schema(
                 close()
         return []
 
-    threads = min(SCHEMA_SAMPLE_SEGMENTS, memory_budget(max_memory_mb).pages)
+    # Each thread holds a parsed page at a time: no more pages at once than the budget holds beside the export's.
+    threads = min(SCHEMA_SAMPLE_SEGMENTS, max(CALLER_PAGES, memory_budget(max_memory_mb).pages // 2))
     with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="dynamoscan-schema-sample") as pool:
         samples = list(pool.map(sample_segment, range(SCHEMA_SAMPLE_SEGMENTS)))
     return plan_schema(itertools.chain.from_iterable(samples), columns=columns)
