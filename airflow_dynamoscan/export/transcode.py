@@ -10,7 +10,9 @@ Every function here gives exactly what decoding the item
 * ``jsonl``: numbers go to ``orjson`` as raw JSON text (:class:`orjson.Fragment`) instead of ``Decimal`` objects
   that a Python callback prints again, and binary values as the base64 text the wire holds;
 * ``csv`` and ``parquet``: cells are built column by column from the wire values; only values that need it
-  (decimal columns, binary, what overflows to the extra column) are decoded.
+  (decimal columns, binary, what overflows to the extra column) are decoded. With pyarrow installed the columns
+  are built in Arrow (:mod:`~airflow_dynamoscan.export.columnar`), with :func:`wire_cell_converter` for the cells
+  a regular expression does not settle.
 """
 
 from __future__ import annotations
