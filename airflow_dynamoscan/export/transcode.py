@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -144,6 +144,39 @@ def schema_sample_value(attribute_value: Mapping[str, Any]) -> Any:
     if tag in ("M", "L", "SS", "NS", "BS"):
         return _SAMPLE_CONTAINER
     raise unknown_type_error(tag)
+
+
+def _sample_key(attribute_value: Mapping[str, Any]) -> Any:
+    """What decides how a wire value plans its column: its kind, and for numbers their digits."""
+    tag, value = _first_type(attribute_value)
+    if tag == "N":
+        if _INT64_TEXT.fullmatch(value) is not None:
+            return ("int", len(value.lstrip("-").lstrip("0")))
+        parts = _fixed_point_parts(value)
+        if parts is not None and parts[1]:
+            # A fraction: never int64; integer digits and scale as the Decimal counts them.
+            return ("fixed", len(parts[0].lstrip("0")), len(parts[1]))
+        return ("number", value)
+    if tag == "BOOL":
+        return ("bool", value)
+    return tag
+
+
+def schema_sample(items: Iterable[WireItem]) -> list[dict[str, Any]]:
+    """
+    Return small items that plan the same schema as the decoded ``items``
+    (:func:`~airflow_dynamoscan.export.schema.plan_schema`): one ``{name: value}`` per attribute and distinct way
+    its values plan a column (see :func:`schema_sample_value`).
+
+    :raises ValueError: an AttributeValue without a type key, or with one DynamoDB does not have.
+    """
+    seen: dict[tuple[str, Any], Any] = {}
+    for item in items:
+        for name, attribute_value in item.items():
+            key = (name, _sample_key(attribute_value))
+            if key not in seen:
+                seen[key] = schema_sample_value(attribute_value)
+    return [{name: value} for (name, _), value in seen.items()]
 
 
 def jsonl_line(item: WireItem) -> bytes:

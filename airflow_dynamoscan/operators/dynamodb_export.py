@@ -13,7 +13,7 @@ from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, uses_schema, validate_columns, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, commit_export
 from airflow_dynamoscan.export.schema import ExportSchema, parse_schema, plan_schema
-from airflow_dynamoscan.export.transcode import schema_sample_value
+from airflow_dynamoscan.export.transcode import schema_sample
 from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
 from airflow_dynamoscan.operators.base import (
     SAME_AS_AWS_CONN_ID,
@@ -89,10 +89,8 @@ def sample_export_schema(
                 if page is None:
                     break
                 if page.wire_items:
-                    # What each value plans, without decoding it: a small copy of the page.
-                    return [
-                        {name: schema_sample_value(value) for name, value in item.items()} for item in page.wire_items
-                    ]
+                    # What the values plan, without decoding them: a few small items.
+                    return schema_sample(page.wire_items)
                 if page.wire_items is None and page.items:
                     decoded: list[dict[str, Any]] = page.items
                     return decoded
