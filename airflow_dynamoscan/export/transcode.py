@@ -79,6 +79,22 @@ def _first_type(attribute_value: Mapping[str, Any]) -> tuple[str, Any]:
     raise empty_value_error()
 
 
+def _number_fragment(text: str) -> orjson.Fragment:
+    return _Fragment(text if _plain_number(text) is not None else number_text(Decimal(text)))
+
+
+def _json_map(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    # A nested string (the most common value) is taken without a call.
+    return {
+        name: nested["S"] if "S" in nested and len(nested) == 1 else json_value(nested)
+        for name, nested in attributes.items()
+    }
+
+
+def _json_list(values: Sequence[Mapping[str, Any]]) -> list[Any]:
+    return [nested["S"] if "S" in nested and len(nested) == 1 else json_value(nested) for nested in values]
+
+
 def json_value(attribute_value: Mapping[str, Any]) -> Any:
     """
     Return what ``orjson`` writes as the ``jsonl`` text of one wire AttributeValue: numbers as exact JSON number
@@ -86,23 +102,26 @@ def json_value(attribute_value: Mapping[str, Any]) -> Any:
 
     :raises ValueError: an AttributeValue without a type key, or with one DynamoDB does not have.
     """
-    try:
-        ((tag, value),) = attribute_value.items()
-    except ValueError:
-        tag, value = _first_type(attribute_value)
-    # The common types first, inline: this runs for every value of every item.
+    if len(attribute_value) == 1:
+        # The common types first, looked up by key: this runs for every value of every item.
+        if "S" in attribute_value:
+            return attribute_value["S"]
+        if "N" in attribute_value:
+            text = attribute_value["N"]
+            return _Fragment(text if _plain_number(text) is not None else number_text(Decimal(text)))
+        if "M" in attribute_value:
+            return _json_map(attribute_value["M"])
+        if "L" in attribute_value:
+            return _json_list(attribute_value["L"])
+    tag, value = _first_type(attribute_value)
     if tag == "S":
         return value
     if tag == "N":
-        return _Fragment(value if _plain_number(value) is not None else number_text(Decimal(value)))
+        return _number_fragment(value)
     if tag == "M":
-        # A nested string (the most common value) is taken without a call.
-        return {
-            name: nested["S"] if "S" in nested and len(nested) == 1 else json_value(nested)
-            for name, nested in value.items()
-        }
+        return _json_map(value)
     if tag == "L":
-        return [nested["S"] if "S" in nested and len(nested) == 1 else json_value(nested) for nested in value]
+        return _json_list(value)
     if tag == "BOOL" or tag == "B":
         return value
     if tag == "NULL":
