@@ -13,8 +13,8 @@ neither a local server nor a load step is in the measurement.
    neighbours much less.
 2. **Threads**: the jsonl export with 1, 2, 4 and 8 threads (as many segments), items/s and peak RSS; 4 is the
    formats table's jsonl export, not measured twice.
-3. **Memory**: the jsonl export at the operator's default settings of tables of 100,000 and 300,000 items, and
-   with ``--large`` of 1,000,000 items.
+3. **Memory**: the jsonl and Parquet exports at the operator's default settings of tables of 100,000 and 300,000
+   items, and with ``--large`` of 1,000,000 items.
 4. **Mapped tasks**: the start-up of a task (a no-op task with the export's imports and set-up), one process
    exporting one segment of N, and N processes exporting one segment each at once, for N = 2 .. cores, on a
    table of 100,000 items (on fewer, each process reads for well under a second, and the ratio is noise).
@@ -289,11 +289,16 @@ def threads_scenario(bench: Bench, settings: Settings) -> None:
         bench.beside_floors("threads", f"threads_{threads}", "export_jsonl", settings.items, workers=threads)
 
 
+#: The exports of the memory test: key prefix, case (the jsonl keys keep the name they had before Parquet's).
+MEMORY_CASES = (("items_", "export_jsonl"), ("parquet_", "export_parquet"))
+
+
 def memory_scenario(bench: Bench, settings: Settings) -> None:
-    """Peak RSS of a whole-table jsonl export at the operator's default settings, at each table size."""
-    for items in settings.memory_items:
-        log(f"Memory: jsonl export of {items:,} items at default settings")
-        bench.measure("memory", f"items_{items}", "export_jsonl", items)
+    """Peak RSS of whole-table jsonl and Parquet exports at the operator's default settings, at each table size."""
+    for prefix, case in MEMORY_CASES:
+        for items in settings.memory_items:
+            log(f"Memory: {case.removeprefix('export_')} export of {items:,} items at default settings")
+            bench.measure("memory", f"{prefix}{items}", case, items)
 
 
 def mapped_scenario(bench: Bench, settings: Settings) -> None:

@@ -10,14 +10,17 @@ Every function here gives exactly what decoding the item
 * ``jsonl``: numbers go to ``orjson`` as raw JSON text (:class:`orjson.Fragment`) instead of ``Decimal`` objects
   that a Python callback prints again, and binary values as the base64 text the wire holds;
 * ``csv`` and ``parquet``: cells are built column by column from the wire values; only values that need it
-  (decimal columns, binary, what overflows to the extra column) are decoded.
+  (decimal columns, binary, what overflows to the extra column) are decoded. With pyarrow installed the columns
+  are built in Arrow (:mod:`~airflow_dynamoscan.export.columnar`), with :func:`wire_cell_converter` for the cells
+  a regular expression does not settle.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -66,7 +69,7 @@ def wire_number_text(text: str) -> str:
 
 
 def _base64_of(blob: bytes) -> str:
-    return base64.b64encode(blob).decode("ascii")
+    return binascii.b2a_base64(blob, newline=False).decode("ascii")
 
 
 def _first_type(attribute_value: Mapping[str, Any]) -> tuple[str, Any]:
@@ -76,6 +79,22 @@ def _first_type(attribute_value: Mapping[str, Any]) -> tuple[str, Any]:
     raise empty_value_error()
 
 
+def _number_fragment(text: str) -> orjson.Fragment:
+    return _Fragment(text if _plain_number(text) is not None else number_text(Decimal(text)))
+
+
+def _json_map(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    # A nested string (the most common value) is taken without a call.
+    return {
+        name: nested["S"] if "S" in nested and len(nested) == 1 else json_value(nested)
+        for name, nested in attributes.items()
+    }
+
+
+def _json_list(values: Sequence[Mapping[str, Any]]) -> list[Any]:
+    return [nested["S"] if "S" in nested and len(nested) == 1 else json_value(nested) for nested in values]
+
+
 def json_value(attribute_value: Mapping[str, Any]) -> Any:
     """
     Return what ``orjson`` writes as the ``jsonl`` text of one wire AttributeValue: numbers as exact JSON number
@@ -83,19 +102,26 @@ def json_value(attribute_value: Mapping[str, Any]) -> Any:
 
     :raises ValueError: an AttributeValue without a type key, or with one DynamoDB does not have.
     """
-    try:
-        ((tag, value),) = attribute_value.items()
-    except ValueError:
-        tag, value = _first_type(attribute_value)
-    # The common types first, inline: this runs for every value of every item.
+    if len(attribute_value) == 1:
+        # The common types first, looked up by key: this runs for every value of every item.
+        if "S" in attribute_value:
+            return attribute_value["S"]
+        if "N" in attribute_value:
+            text = attribute_value["N"]
+            return _Fragment(text if _plain_number(text) is not None else number_text(Decimal(text)))
+        if "M" in attribute_value:
+            return _json_map(attribute_value["M"])
+        if "L" in attribute_value:
+            return _json_list(attribute_value["L"])
+    tag, value = _first_type(attribute_value)
     if tag == "S":
         return value
     if tag == "N":
-        return _Fragment(value if _plain_number(value) is not None else number_text(Decimal(value)))
+        return _number_fragment(value)
     if tag == "M":
-        return {name: json_value(nested) for name, nested in value.items()}
+        return _json_map(value)
     if tag == "L":
-        return [json_value(nested) for nested in value]
+        return _json_list(value)
     if tag == "BOOL" or tag == "B":
         return value
     if tag == "NULL":
@@ -103,10 +129,73 @@ def json_value(attribute_value: Mapping[str, Any]) -> Any:
     if tag == "SS":
         return sorted(set(value))
     if tag == "NS":
-        return [_Fragment(number_text(number)) for number in sorted({Decimal(text) for text in value})]
+        numbers = sorted(set(map(Decimal, value)))
+        if all(map(Decimal.is_finite, numbers)):
+            return list(map(_Fragment, map(str, numbers)))
+        return [_Fragment(number_text(number)) for number in numbers]  # raises number_text's error
     if tag == "BS":
-        return [_base64_of(blob) for blob in sorted({base64.b64decode(text) for text in value})]
+        return list(map(_base64_of, sorted(set(map(binascii.a2b_base64, value)))))
     raise unknown_type_error(tag)
+
+
+_INT64_TEXT = re.compile(r"-?[0-9]{1,18}")
+_SAMPLE_CONTAINER = ()
+_SAMPLE_SCALARS = {"S": "", "B": b""}
+
+
+def schema_sample_value(attribute_value: Mapping[str, Any]) -> Any:
+    """
+    Return a plain value that plans the same column type as the decoded value of a wire AttributeValue
+    (:func:`~airflow_dynamoscan.export.schema.plan_schema`) without decoding it: strings, binary and containers
+    by their kind, booleans and numbers as they decode (integers of up to 18 digits as ``int``).
+
+    :raises ValueError: an AttributeValue without a type key, or with one DynamoDB does not have.
+    """
+    tag, value = _first_type(attribute_value)
+    if tag in _SAMPLE_SCALARS:
+        return _SAMPLE_SCALARS[tag]
+    if tag == "N":
+        return int(value) if _INT64_TEXT.fullmatch(value) is not None else Decimal(value)
+    if tag == "BOOL":
+        return value
+    if tag == "NULL":
+        return None
+    if tag in ("M", "L", "SS", "NS", "BS"):
+        return _SAMPLE_CONTAINER
+    raise unknown_type_error(tag)
+
+
+def _sample_key(attribute_value: Mapping[str, Any]) -> Any:
+    """What decides how a wire value plans its column: its kind, and for numbers their digits."""
+    tag, value = _first_type(attribute_value)
+    if tag == "N":
+        if _INT64_TEXT.fullmatch(value) is not None:
+            return ("int", len(value.lstrip("-").lstrip("0")))
+        parts = _fixed_point_parts(value)
+        if parts is not None and parts[1]:
+            # A fraction: never int64; integer digits and scale as the Decimal counts them.
+            return ("fixed", len(parts[0].lstrip("0")), len(parts[1]))
+        return ("number", value)
+    if tag == "BOOL":
+        return ("bool", value)
+    return tag
+
+
+def schema_sample(items: Iterable[WireItem]) -> list[dict[str, Any]]:
+    """
+    Return small items that plan the same schema as the decoded ``items``
+    (:func:`~airflow_dynamoscan.export.schema.plan_schema`): one ``{name: value}`` per attribute and distinct way
+    its values plan a column (see :func:`schema_sample_value`).
+
+    :raises ValueError: an AttributeValue without a type key, or with one DynamoDB does not have.
+    """
+    seen: dict[tuple[str, Any], Any] = {}
+    for item in items:
+        for name, attribute_value in item.items():
+            key = (name, _sample_key(attribute_value))
+            if key not in seen:
+                seen[key] = schema_sample_value(attribute_value)
+    return [{name: value} for (name, _), value in seen.items()]
 
 
 def jsonl_line(item: WireItem) -> bytes:
@@ -123,8 +212,8 @@ def _json_text(attribute_value: Mapping[str, Any]) -> str:
     return orjson.dumps(json_value(attribute_value)).decode("utf-8")
 
 
-def _overflow_text(overflow: Mapping[str, Mapping[str, Any]]) -> str:
-    # As schema.overflow_text: a JSON object of the overflowing attributes, sorted by name.
+def overflow_json_text(overflow: Mapping[str, Mapping[str, Any]]) -> str:
+    """The extra column's text of an item's overflowing wire values: as :func:`~.schema.overflow_text` gives."""
     return orjson.dumps({name: json_value(overflow[name]) for name in sorted(overflow)}).decode("utf-8")
 
 
@@ -249,16 +338,25 @@ def wire_columns(
         return columns, None
     extra: list[str | None] = [None] * len(items)
     for index, overflow in overflows.items():
-        extra[index] = _overflow_text(overflow)
+        extra[index] = overflow_json_text(overflow)
     return columns, extra
 
 
 def _check_overflow(schema: ExportSchema, item: WireItem, where: str) -> None:
     """Check that an item may overflow: without an extra column, raise the decoded path's error for it."""
     if schema.extra_column is None:
-        decoded = deserialize_wire_item(item)
-        split_item(schema, [converter(column.type, _no_json) for column in schema.columns], decoded, where)
-        raise SchemaMismatchError(f"{where}: an item does not fit the schema, which has no extra column.")
+        raise_first_mismatch(schema, [item], where)
+
+
+def raise_first_mismatch(schema: ExportSchema, items: Sequence[WireItem], where: str) -> None:
+    """
+    Raise the decoding path's :class:`SchemaMismatchError` for the first of ``items`` that does not fit ``schema``
+    (a schema without an extra column), or a general one if each fits.
+    """
+    converters = [converter(column.type, _no_json) for column in schema.columns]
+    for item in items:
+        split_item(schema, converters, deserialize_wire_item(item), where)
+    raise SchemaMismatchError(f"{where}: an item does not fit the schema, which has no extra column.")
 
 
 def _no_json(value: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import itertools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -14,6 +16,7 @@ from airflow_dynamoscan.export.exporter import export_pages, segment_prefix
 from airflow_dynamoscan.export.formats import needs_attribute_values, uses_schema, validate_columns, validate_format
 from airflow_dynamoscan.export.manifest import MANIFEST_NAME, build_manifest, commit_export
 from airflow_dynamoscan.export.schema import ExportSchema, key_column_types, parse_schema, plan_schema
+from airflow_dynamoscan.export.transcode import schema_sample
 from airflow_dynamoscan.links.dynamodb import DynamoDBTableLink, ExportDestinationLink, persist_links
 from airflow_dynamoscan.operators.base import (
     SAME_AS_AWS_CONN_ID,
@@ -21,7 +24,7 @@ from airflow_dynamoscan.operators.base import (
     DynamoDBScanBaseOperator,
     open_export_destination,
 )
-from airflow_dynamoscan.scan.memory import memory_budget
+from airflow_dynamoscan.scan.memory import CALLER_PAGES, memory_budget
 from airflow_dynamoscan.scan.scanner import ScanPage
 from airflow_dynamoscan.storage.checkpoints import (
     ResumePlan,
@@ -61,6 +64,7 @@ def sample_export_schema(
     scan_kwargs: dict[str, Any] | None = None,
     *,
     columns: list[str] | None = None,
+    max_memory_mb: int | None = None,
 ) -> ExportSchema:
     """
     Plan the schema of a CSV or Parquet export of ``table_name`` from a bounded sample of the table.
@@ -70,17 +74,18 @@ def sample_export_schema(
     ``ProjectionExpression`` shapes it as it shapes the export): at most :data:`SCHEMA_SAMPLE_PAGES` pages. It
     does not depend on the export's own segment count, so every task that samples an unchanged table plans the
     same schema; :func:`~airflow_dynamoscan.task_groups.dynamodb_parallel_export` samples once and gives the
-    schema to every mapped task.
+    schema to every mapped task. The segments are read at once, by as many threads as half the memory budget's
+    pages (at least two; each holds one page at a time).
 
     :param hook: a :class:`~airflow_dynamoscan.hooks.dynamodb_scan.DynamoDBScanHook`
     :param scan_kwargs: the export's scan keywords
     :param columns: the attributes to export (the others omitted), see
         :func:`~airflow_dynamoscan.export.schema.plan_schema`
+    :param max_memory_mb: the memory budget (see :mod:`~airflow_dynamoscan.scan.memory`)
     """
     key_types = key_column_types(hook.describe_table(table_name))
-    items: list[dict[str, Any]] = []
-    pages_left = SCHEMA_SAMPLE_PAGES
-    for segment in range(SCHEMA_SAMPLE_SEGMENTS):
+
+    def sample_segment(segment: int) -> list[dict[str, Any]]:
         pages = hook.scan_segment_pages(
             table_name,
             segment,
@@ -90,27 +95,33 @@ def sample_export_schema(
             **dict(scan_kwargs or {}),
         )
         try:
-            for _ in range(min(2, pages_left)):
+            for _ in range(SCHEMA_SAMPLE_PAGES // SCHEMA_SAMPLE_SEGMENTS):
                 page = next(pages, None)
                 if page is None:
                     break
-                pages_left -= 1
-                if page.items:
-                    items.extend(page.items)
-                    break
+                if page.wire_items:
+                    # What the values plan, without decoding them: a few small items.
+                    return schema_sample(page.wire_items)
+                if page.wire_items is None and page.items:
+                    decoded: list[dict[str, Any]] = page.items
+                    return decoded
         finally:
             close = getattr(pages, "close", None)
             if close is not None:
                 close()
-        if pages_left <= 0:
-            break
+        return []
+
+    # Each thread holds a parsed page at a time: no more pages at once than the budget holds beside the export's.
+    threads = min(SCHEMA_SAMPLE_SEGMENTS, max(CALLER_PAGES, memory_budget(max_memory_mb).pages // 2))
+    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="dynamoscan-schema-sample") as pool:
+        samples = list(pool.map(sample_segment, range(SCHEMA_SAMPLE_SEGMENTS)))
+    items = list(itertools.chain.from_iterable(samples))
     schema = plan_schema(items, columns=columns, key_types=key_types)
     if items:
         log.info(
-            "Table %s: planned the export's schema from a sample of %s item(s) (the first page of each of %s "
-            "sample segments, read and then stopped): %s",
+            "Table %s: planned the export's schema from a sample (the first page with items of each of %s sample "
+            "segments, read and then stopped): %s",
             table_name,
-            len(items),
             SCHEMA_SAMPLE_SEGMENTS,
             ", ".join(f"{column.name} {column.type}" for column in schema.columns),
         )
@@ -271,7 +282,9 @@ class DynamoDBExportOperator(DynamoDBScanBaseOperator):
         if destination.uri != self.destination:
             self._persist_links(context, destination.uri)
         if schema is None and uses_schema(self.file_format):
-            schema = sample_export_schema(self.hook, self.table_name, scan_kwargs, columns=self.columns)
+            schema = sample_export_schema(
+                self.hook, self.table_name, scan_kwargs, columns=self.columns, max_memory_mb=self.max_memory_mb
+            )
         prefix = segment_prefix(exported_segment, exported_total, table_name=self.table_name)
         plan = self._plan_resume(destination, prefix, segment, total_segments, compression, scan_kwargs, schema)
         started_at = _now()

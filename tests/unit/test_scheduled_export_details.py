@@ -231,7 +231,7 @@ def test_the_schema_sample_is_reported_once_as_a_sample(
     assert [line for line in lines if "stopped early" in line] == []  # the sample's scans: DEBUG only
     columns = ", ".join(f"{column.name} {column.type}" for column in result.columns)
     assert lines == [
-        "Table orders: planned the export's schema from a sample of 20 item(s) (the first page of each of 4 sample "
+        "Table orders: planned the export's schema from a sample (the first page with items of each of 4 sample "
         f"segments, read and then stopped): {columns}"
     ]
     assert aws_calls.count("Scan") == 4

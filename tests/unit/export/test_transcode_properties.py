@@ -20,14 +20,50 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_dynamoscan.exceptions import SchemaMismatchError
+from airflow_dynamoscan.export import formats
 from airflow_dynamoscan.export.formats import open_encoder
 from airflow_dynamoscan.export.schema import ExportSchema, SchemaColumn, plan_schema
-from airflow_dynamoscan.export.transcode import jsonl_line, wire_number_text
+from airflow_dynamoscan.export.transcode import jsonl_line, schema_sample, wire_number_text
 from airflow_dynamoscan.scan.decode import deserialize_wire_item, wire_item_to_client_item
 from tests.unit.test_decode_properties import items, number_texts, to_wire
 
 _SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
-_COLUMN_TYPES = ["string", "int64", "decimal(38,2)", "decimal(10,0)", "number", "bool", "binary", "float64", "json"]
+_COLUMN_TYPES = [
+    "string",
+    "int64",
+    "decimal(38,2)",
+    "decimal(10,0)",
+    "decimal(3,3)",
+    "number",
+    "bool",
+    "binary",
+    "float64",
+    "json",
+]
+#: Number texts in forms DynamoDB does not send but a decoder reads: leading zeros, signs, bare points, exponents.
+_ODD_NUMBER_TEXTS = [
+    "007",
+    "-0",
+    "-007.50",
+    "0.000",
+    "1.",
+    ".5",
+    "+5",
+    "00",
+    "-0.0",
+    "0.999",
+    "-0.0010",
+    "1e2",
+    "1E+2",
+    "0.0000001",
+    "123456789012345678",
+    "-1234567890123456789",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775808",
+    "12345678.90",
+    "00000000000000000000000000000000000000000000012.5",
+]
 
 
 def wire_page(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -81,6 +117,41 @@ def test_csv_bytes_equal_the_decoding_path(page_and_schema: tuple[list[Any], Exp
     assert encoded("csv", page, wire=True, **options) == decoded_reference("csv", page, **options)
 
 
+@settings(_SETTINGS, max_examples=40)
+@given(pages_and_schemas(), st.booleans())
+def test_csv_without_pyarrow_gives_the_same_bytes(
+    page_and_schema: tuple[list[Any], ExportSchema], escaping: bool
+) -> None:
+    page, schema = page_and_schema
+    options = {"compression": None, "schema": schema, "csv_formula_escaping": escaping}
+    with pytest.MonkeyPatch.context() as patch:
+        # As on an install without the parquet extra: the rows are written by the csv module.
+        patch.setattr(formats, "_arrow_csv_rows", lambda *arguments: None)
+        assert encoded("csv", page, wire=True, **options) == decoded_reference("csv", page, **options)
+
+
+@settings(_SETTINGS, max_examples=40)
+@given(st.lists(items, min_size=1, max_size=5))
+def test_csv_of_one_column_without_extra_column_equals_the_decoding_path(client_page: list[dict[str, Any]]) -> None:
+    page = wire_page(client_page)
+    name = sorted({name for item in page for name in item})[0]
+    # Rows of a single cell: an empty one is written "" (as csv.writer does), not as an empty line.
+    schema = ExportSchema((SchemaColumn(name, "json"),), None, "omit")
+    options = {"compression": None, "schema": schema}
+    assert encoded("csv", page, wire=True, **options) == decoded_reference("csv", page, **options)
+
+
+@_SETTINGS
+@given(st.lists(items, min_size=1, max_size=6), st.sampled_from([None, ["n", "a", "zz"]]))
+def test_schema_sample_values_plan_the_schema_of_the_decoded_items(
+    client_page: list[dict[str, Any]], columns: list[str] | None
+) -> None:
+    # Numbers planned by their digits: odd forms of a few, as one attribute's values and one each.
+    page = wire_page(client_page) + [{"n": {"N": text}, text: {"N": text}} for text in _ODD_NUMBER_TEXTS]
+    decoded = [deserialize_wire_item(item) for item in page]
+    assert plan_schema(schema_sample(page), columns=columns) == plan_schema(decoded, columns=columns)
+
+
 @settings(_SETTINGS, max_examples=60)
 @given(pages_and_schemas())
 def test_parquet_values_equal_the_decoding_path(page_and_schema: tuple[list[Any], ExportSchema]) -> None:
@@ -90,6 +161,18 @@ def test_parquet_values_equal_the_decoding_path(page_and_schema: tuple[list[Any]
     assert transcoded.schema == reference.schema
     assert transcoded.to_pylist() == reference.to_pylist()
     assert transcoded.num_rows == len(page)
+
+
+@pytest.mark.parametrize("column_type", ["int64", "decimal(38,2)", "decimal(10,0)", "decimal(3,3)", "number"])
+def test_odd_number_texts_give_the_cells_of_the_decoding_path(column_type: str) -> None:
+    page = [{"pk": {"S": str(index)}, "x": {"N": text}} for index, text in enumerate(_ODD_NUMBER_TEXTS)]
+    schema = ExportSchema((SchemaColumn("pk", "string"), SchemaColumn("x", column_type)))
+    options = {"compression": None, "schema": schema}
+    assert encoded("csv", page, wire=True, **options) == decoded_reference("csv", page, **options)
+    transcoded = pq.read_table(io.BytesIO(encoded("parquet", page, wire=True, **options)))
+    assert (
+        transcoded.to_pylist() == pq.read_table(io.BytesIO(decoded_reference("parquet", page, **options))).to_pylist()
+    )
 
 
 @_SETTINGS
