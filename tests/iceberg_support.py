@@ -70,6 +70,8 @@ class SourceTable:
             AttributeDefinitions=key_schema,
             BillingMode="PAY_PER_REQUEST",
         )
+        # A local server may answer CREATING first; the table takes writes once ACTIVE.
+        client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 600})
 
     def _tick(self) -> int:
         self.clock += 1000

@@ -176,8 +176,8 @@ def test_a_one_key_dict_named_like_a_type_is_an_attribute_value(orders: str) -> 
         (
             {":n": 2.5},
             "ExpressionAttributeValues[':n'] is a float, which DynamoDB cannot store (use decimal.Decimal or int). "
-            "Allowed: str, int, decimal.Decimal, bytes, bool, None, non-empty sets, lists, dicts, or an "
-            'AttributeValue such as {"S": "paid"}.',
+            "Allowed: str, int, decimal.Decimal (at most 38 significant digits), bytes, bool, None, non-empty sets, "
+            'lists, dicts, or an AttributeValue such as {"S": "paid"}.',
         ),
         (
             {"n": 2},
