@@ -379,6 +379,7 @@ def check_calendar_of_scheduled_runs(e2e: E2E) -> None:
     e2e.figure("calendar manual run without a logical date", outcome)
     e2e.figure(
         "calendar",
-        f"{INTERVALS} scheduled intervals x 2 DAGs, {len(windows_after)} windows, "
+        f"{INTERVALS} scheduled intervals x 2 DAGs (+ {MIRROR_INTERVALS} of the Iceberg mirror), "
+        f"{len(windows_after)} windows, "
         f"{sum(count for _, _, count in windows_after)} changes, each once; {time.monotonic() - started:.0f} s",
     )
