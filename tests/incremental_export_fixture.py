@@ -37,7 +37,7 @@ class ExportLog:
         return [(start, end) for _, start, end in self.started]
 
 
-def _moment(value: Any) -> datetime | None:
+def moment(value: Any) -> datetime | None:
     """A time of a JSON request (epoch seconds, as botocore sends it) as an aware UTC datetime."""
     if value is None:
         return None
@@ -72,7 +72,7 @@ def answer_incremental_exports(
         arn = result.result["ExportDescription"]["ExportArn"]  # type: ignore[index]
         export = self.dynamodb_backend.describe_export(arn)
         export.incremental_spec = spec
-        start_time, end_time = _moment(spec.get("ExportFromTime")), _moment(spec.get("ExportToTime"))
+        start_time, end_time = moment(spec.get("ExportFromTime")), moment(spec.get("ExportToTime"))
         log.started.append((token, start_time, end_time))
         if token is not None:
             log.by_token[token] = arn

@@ -10,6 +10,9 @@ interval for the export server (:mod:`tests.e2e.calendar_exports`), opens the ga
 * the scan export's folder of the run holds exactly the table as it was then;
 * the native chain's window of the run holds exactly the writes logged in it, and the fold of every window so far
   equals the table at the last window's end: no change twice, none missing.
+* in the first :data:`MIRROR_INTERVALS` intervals, the Iceberg mirror (DAG ``e2e_calendar_iceberg_mirror``: a
+  native full export loads it on its first run, each later run merges one incremental window) read back with
+  pyiceberg equals the table as of the run's window end, and the run's commit is the mirror's current snapshot.
 
 Two intervals of the native DAG do not run (their runs are marked failed before they start, as for a DAG paused
 then): the next run's window covers them. Then one run's export is cleared and runs again (it skips: its window is
@@ -30,16 +33,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from pyiceberg.catalog import load_catalog
 
 from tests.e2e.api import parse_time
 from tests.e2e.calendar_exports import change_log_path, changes_in
 from tests.e2e.stack import wait_for
+from tests.iceberg_support import canonical, mirror_items, sort_items, sql_catalog_properties
 
 if TYPE_CHECKING:
     from tests.e2e.run import E2E
 
 SCAN_DAG = "e2e_calendar_scan_export"
 NATIVE_DAG = "e2e_calendar_native_chain"
+MIRROR_DAG = "e2e_calendar_iceberg_mirror"
+#: The mirror DAG's scheduled runs (its end_date): the load at interval 0, then one merged window per interval.
+MIRROR_INTERVALS = 4
+MIRROR_TABLE = "e2e.calendar_orders"
 TABLE = "calendar_orders"
 STAGING_BUCKET = "calendar-staging"
 #: Scheduled runs of each DAG: logical dates start, start + 1 h, ..., start + (INTERVALS - 1) h.
@@ -54,7 +63,16 @@ def calendar_environment(root: Path) -> dict[str, str]:
     """The variables the calendar DAGs read when they are parsed; set them before Airflow starts."""
     now = datetime.now(timezone.utc)
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=INTERVALS - 1)
-    return {"E2E_CALENDAR_START": start.isoformat(), "E2E_CALENDAR_DIR": str(root / "calendar")}
+    return {
+        "E2E_CALENDAR_START": start.isoformat(),
+        "E2E_CALENDAR_DIR": str(root / "calendar"),
+        "AIRFLOW_CONN_ICEBERG_E2E": json.dumps({"conn_type": "iceberg", "extra": mirror_catalog(root)}),
+    }
+
+
+def mirror_catalog(root: Path) -> dict[str, str]:
+    """The Iceberg mirror's catalog: SQL on a SQLite file, the warehouse on local disk, in the run's folder."""
+    return sql_catalog_properties(root / "calendar" / "iceberg")
 
 
 def item(number: int, amount: int, status: str = "NEW") -> dict[str, Any]:
@@ -231,6 +249,34 @@ def check_chain(calendar: Calendar) -> list[tuple[datetime, datetime, int]]:
     return summary
 
 
+def check_mirror(calendar: Calendar, interval: int, run_id: str, expected: dict[str, dict[str, Any]]) -> str:
+    """
+    The mirror read back with pyiceberg equals the table as of the run's window end, exactly; the run's commit
+    (``load_export`` at interval 0, ``merge_window`` after) ends its window there and is the current snapshot.
+    """
+    commit_task = "mirror.load_export" if interval == 0 else "mirror.merge_window"
+    result = calendar.e2e.api.xcom(MIRROR_DAG, run_id, commit_task)
+    end = parse_time(result["window_end"])
+    assert end == calendar.logical_date(interval), f"mirror run {interval}: its window ends at {end}"
+    if interval:
+        start = parse_time(result["window_start"])
+        assert start == calendar.logical_date(interval - 1), f"mirror run {interval}: its window starts at {start}"
+    catalog = load_catalog("iceberg_e2e", **mirror_catalog(calendar.folder.parent))
+    table = catalog.load_table(MIRROR_TABLE)
+    snapshot = table.current_snapshot()
+    assert snapshot is not None and snapshot.snapshot_id == result["snapshot_id"], (
+        f"mirror run {interval}: current snapshot {snapshot} is not the run's {result['snapshot_id']}"
+    )
+    found = sort_items(mirror_items(table), ["pk"])
+    want = sort_items([canonical(value) for value in expected.values()], ["pk"])
+    assert found == want, f"mirror run {interval}: {len(found)} rows differ from the table's {len(want)} items"
+    operation = "load" if interval == 0 else f"window {calendar.logical_date(interval - 1):%H:%M}-{end:%H:%M} UTC"
+    return (
+        f"{operation}: {result['rows_added']} rows added, {result['rows_deleted']} deleted, "
+        f"{len(found)} rows = the table; snapshot {result['snapshot_id']}"
+    )
+
+
 def wait_run(calendar: Calendar, dag_id: str, run_id: str, expect: str = "success") -> None:
     calendar.e2e.wait(dag_id, run_id, expect=expect)
 
@@ -246,6 +292,7 @@ def run_intervals(calendar: Calendar) -> None:
     for interval in range(INTERVALS):
         scan_run = calendar.find_run(SCAN_DAG, interval)["dag_run_id"]
         native_run = calendar.find_run(NATIVE_DAG, interval)["dag_run_id"]
+        mirror_run = calendar.find_run(MIRROR_DAG, interval)["dag_run_id"] if interval < MIRROR_INTERVALS else None
         changes = calendar.apply(interval) if interval else []
         expected = dict(calendar.table)
         calendar.open_gate(SCAN_DAG, interval)
@@ -253,6 +300,8 @@ def run_intervals(calendar: Calendar) -> None:
             e2e.api.set_run_state(NATIVE_DAG, native_run, "failed")
         else:
             calendar.open_gate(NATIVE_DAG, interval)
+        if mirror_run is not None:
+            calendar.open_gate(MIRROR_DAG, interval)
         wait_run(calendar, SCAN_DAG, scan_run)
         scanned = check_scan_folder(calendar, interval, expected)
         kinds = {kind: sum(1 for change, _ in changes if change == kind) for kind in ("put", "delete")}
@@ -268,6 +317,9 @@ def run_intervals(calendar: Calendar) -> None:
                 start, end, count = check_chain(calendar)[-1]
                 assert end == calendar.logical_date(interval), f"run {interval} exported up to {end}"
                 line += f"; native window {start:%H:%M}-{end:%H:%M} UTC: {count} changes"
+        if mirror_run is not None:
+            wait_run(calendar, MIRROR_DAG, mirror_run)
+            line += "; iceberg mirror " + check_mirror(calendar, interval, mirror_run, expected)
         e2e.figure(f"calendar run {calendar.logical_date(interval):%Y-%m-%dT%H:%M}Z", line)
 
 
@@ -278,10 +330,12 @@ def check_calendar_of_scheduled_runs(e2e: E2E) -> None:
     started = time.monotonic()
     e2e.api.unpause(SCAN_DAG)
     e2e.api.unpause(NATIVE_DAG)
+    e2e.api.unpause(MIRROR_DAG)
     try:
         run_intervals(calendar)
     finally:
         e2e.api.request("PATCH", f"/dags/{SCAN_DAG}", {"is_paused": True})
+        e2e.api.request("PATCH", f"/dags/{MIRROR_DAG}", {"is_paused": True})
     # No more scheduled runs of the chain (an hour may have passed): what follows are a re-run and a manual run.
     e2e.api.request("PATCH", f"/dags/{NATIVE_DAG}", {"is_paused": True})
     for run in e2e.api.runs(NATIVE_DAG):
@@ -325,6 +379,7 @@ def check_calendar_of_scheduled_runs(e2e: E2E) -> None:
     e2e.figure("calendar manual run without a logical date", outcome)
     e2e.figure(
         "calendar",
-        f"{INTERVALS} scheduled intervals x 2 DAGs, {len(windows_after)} windows, "
+        f"{INTERVALS} scheduled intervals x 2 DAGs (+ {MIRROR_INTERVALS} of the Iceberg mirror), "
+        f"{len(windows_after)} windows, "
         f"{sum(count for _, _, count in windows_after)} changes, each once; {time.monotonic() - started:.0f} s",
     )

@@ -529,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
             NATIVE_DAG,
             calendar_check.SCAN_DAG,
             calendar_check.NATIVE_DAG,
+            calendar_check.MIRROR_DAG,
         )
         for dag_id in dag_ids:
             wait_for(f"the dag-processor to store {dag_id}", lambda dag_id=dag_id: api.dag(dag_id), 180, 1)

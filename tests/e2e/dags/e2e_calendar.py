@@ -16,11 +16,15 @@ from pathlib import Path
 
 from airflow.providers.common.compat.sdk import DAG, task
 
+from airflow_dynamoscan.iceberg_task_groups import dynamodb_to_iceberg
 from airflow_dynamoscan.native_task_groups import dynamodb_native_export_to_files
 from airflow_dynamoscan.task_groups import dynamodb_parallel_export
 
 SCAN_DAG = "e2e_calendar_scan_export"
 NATIVE_DAG = "e2e_calendar_native_chain"
+MIRROR_DAG = "e2e_calendar_iceberg_mirror"
+#: The mirror's scheduled runs: the load, then one window per interval (the calendar's first intervals only).
+MIRROR_INTERVALS = 4
 TABLE = "calendar_orders"
 STAGING_BUCKET = "calendar-staging"
 
@@ -57,6 +61,26 @@ if START:
             total_segments=2,
             file_format="jsonl",
             compression="gzip",
+        )
+
+    # The Iceberg mirror of the same table: loaded by a native full export on its first run, then merging one
+    # incremental window per run (catalog: connection iceberg_e2e, set by the e2e run).
+    with DAG(
+        dag_id=MIRROR_DAG,
+        end_date=start_date + timedelta(hours=MIRROR_INTERVALS - 1),
+        **common,  # type: ignore[arg-type]
+    ):
+        gate(MIRROR_DAG) >> dynamodb_to_iceberg(  # type: ignore[operator]
+            "mirror",
+            table_name=TABLE,
+            table_identifier="e2e.calendar_orders",
+            iceberg_conn_id="iceberg_e2e",
+            mode="incremental",
+            load_method="native",
+            native_s3_bucket=STAGING_BUCKET,
+            native_s3_prefix="iceberg-mirror",
+            native_options={"deferrable": False, "poll_interval": 1, "restorable_wait": 0},
+            aws_conn_id="aws_moto",
         )
 
     with DAG(dag_id=NATIVE_DAG, **common):  # type: ignore[arg-type]
