@@ -10,13 +10,14 @@ numbers in integer, fixed-point and exponent forms (big, precise, negative), bin
 from __future__ import annotations
 
 import io
+import sys
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from airflow_dynamoscan.exceptions import SchemaMismatchError
@@ -135,6 +136,8 @@ def test_csv_without_pyarrow_gives_the_same_bytes(
 def test_csv_of_one_column_without_extra_column_equals_the_decoding_path(client_page: list[dict[str, Any]]) -> None:
     page = wire_page(client_page)
     name = sorted({name for item in page for name in item})[0]
+    # Python's csv module writes NUL characters from 3.11 on; before, neither path can write such a name.
+    assume(sys.version_info >= (3, 11) or "\x00" not in name)
     # Rows of a single cell: an empty one is written "" (as csv.writer does), not as an empty line.
     schema = ExportSchema((SchemaColumn(name, "json"),), None, "omit")
     options = {"compression": None, "schema": schema}
