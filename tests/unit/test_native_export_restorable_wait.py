@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -16,9 +17,9 @@ import pytest
 from airflow_dynamoscan.compat import AirflowException, AirflowFailException, TaskDeferred
 from airflow_dynamoscan.triggers import dynamodb_native_export as triggers
 from airflow_dynamoscan.triggers.dynamodb_native_export import DynamoDBRestorableTimeTrigger
-from tests.unit.test_native_export_operator import NOW, context, moto_table, operator, restorable
+from tests.unit.test_native_export_operator import NOW, context, held_exports, moto_table, operator, restorable
 
-__all__ = ["moto_table", "restorable"]  # fixtures
+__all__ = ["held_exports", "moto_table", "restorable"]  # fixtures
 
 
 def first_event(trigger: Any) -> dict[str, Any]:
@@ -61,8 +62,9 @@ def trigger_backups(restorable: dict[str, Any], monkeypatch: pytest.MonkeyPatch)
 
 
 def test_the_wait_for_a_restorable_time_is_deferred(
-    moto_table: list[dict[str, Any]], trigger_backups: dict[str, Any]
+    moto_table: list[dict[str, Any]], trigger_backups: dict[str, Any], held_exports: threading.Event
 ) -> None:
+    # held_exports: the export stays IN_PROGRESS until released, as on AWS, so its own wait is deferred.
     task = operator(deferrable=True, export_time=NOW - timedelta(minutes=1), poll_interval=0.05, timeout=600)
     with pytest.raises(TaskDeferred) as deferred:
         task.execute(context())  # type: ignore[arg-type]
@@ -87,6 +89,7 @@ def test_the_wait_for_a_restorable_time_is_deferred(
     with pytest.raises(TaskDeferred) as export_wait:
         task.execute_after_restorable_wait(context(), event)  # type: ignore[arg-type]
     assert export_wait.value.method_name == "execute_complete"
+    held_exports.set()
 
 
 def test_a_wait_that_runs_out_is_retryable(moto_table: list[dict[str, Any]], trigger_backups: dict[str, Any]) -> None:
